@@ -1,0 +1,111 @@
+"""Cutting documents into passages that keep exact character offsets and their section heading.
+
+Chunks never cross a section boundary: a heading starts a new section, so every passage carries one heading
+as context and the UI can show where in the document it sits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from index.documents import Document
+
+# Paragraphs, then lines, then sentence ends, then words: the splitter only falls back when a piece is too long.
+_SEPARATORS = [r"\n\n", r"\n", r"(?<=[.!?…])\s+", r"(?<=[;:])\s+", r" ", r""]
+_MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    source: str
+    title: str
+    section: str
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Chunk":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def is_heading(line: str, kind: str = "text") -> str | None:
+    """Return the heading text when `line` is a heading (Markdown '#', or a short line with no final stop)."""
+    stripped = line.strip()
+    if not stripped:
+        return None
+    md = _MD_HEADING.match(stripped)
+    if md:
+        return md.group(1)
+    if kind == "markdown" and not md:
+        return None
+    words = stripped.split()
+    if len(stripped) <= 100 and len(words) <= 14 and stripped[-1] not in ".!?:;,…\"”’)" and stripped[0].isupper():
+        return stripped
+    return None
+
+
+def sections(text: str, kind: str = "text") -> list[tuple[int, int, str]]:
+    """(start, end, heading) spans covering the whole text; the part before any heading has heading ''."""
+    spans: list[tuple[int, int, str]] = []
+    current_start, current_heading = 0, ""
+    offset = 0
+    for line in text.split("\n"):
+        heading = is_heading(line, kind)
+        if heading is not None and offset > current_start:
+            spans.append((current_start, offset, current_heading))
+            current_start = offset
+        if heading is not None:
+            current_heading = heading
+        offset += len(line) + 1
+    spans.append((current_start, len(text), current_heading))
+    return [s for s in spans if text[s[0]:s[1]].strip()]
+
+
+def chunk_id(source: str, start: int, end: int) -> str:
+    return f"{hashlib.sha1(source.encode()).hexdigest()[:10]}:{start}-{end}"
+
+
+class Chunker:
+    """Section-aware recursive splitting (LangChain) with offsets verified against the source text."""
+
+    def __init__(self, chunk_size: int, chunk_overlap: int) -> None:
+        self.splitter = RecursiveCharacterTextSplitter(
+            separators=_SEPARATORS,
+            is_separator_regex=True,
+            keep_separator="end",
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            add_start_index=True,
+            strip_whitespace=True,
+        )
+
+    def split(self, doc: Document) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for sec_start, sec_end, heading in sections(doc.text, doc.kind):
+            section_text = doc.text[sec_start:sec_end]
+            for piece in self.splitter.create_documents([section_text]):
+                local = piece.metadata["start_index"]
+                if local < 0 or section_text[local:local + len(piece.page_content)] != piece.page_content:
+                    raise AssertionError(f"splitter offset mismatch in {doc.source} at {sec_start + local}")
+                start = sec_start + local
+                end = start + len(piece.page_content)
+                chunks.append(Chunk(chunk_id(doc.source, start, end), doc.source, doc.title, heading, start, end,
+                                    piece.page_content))
+        return chunks
+
+
+def embedding_text(chunk: Chunk, with_headings: bool) -> str:
+    """Title and section give short passages the context their own words lack."""
+    if not with_headings:
+        return chunk.text
+    head = " — ".join(p for p in (chunk.title, chunk.section) if p and p != chunk.text)
+    return f"{head}\n{chunk.text}" if head else chunk.text

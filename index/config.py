@@ -1,0 +1,54 @@
+"""Settings that decide how documents become an index.
+
+They live here, not in `rag`, so that the index layer can be used (and tested) on its own; `rag.Settings`
+embeds this model as its `index` section, keeping one configuration object for the whole application.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, field_validator
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def default_index_dir() -> Path:
+    """The user's data dir keeps the default index outside any source tree and shared by every cwd."""
+    return Path(platformdirs.user_data_dir("essay-rag")) / "index"
+
+
+class IndexConfig(BaseModel):
+    """How to chunk, embed and store documents. Changing a field that shapes chunks or vectors forces a rebuild."""
+
+    dir: Path = Field(default_factory=default_index_dir, description="Index directory.")
+    embedding_model: str = Field(DEFAULT_MODEL, description="sentence-transformers name or local path.")
+    # 600/100 was chosen by `python -m index.bench --chunking` (recall within a 1,000-character budget).
+    chunk_size: int = Field(600, ge=50, le=20_000, description="Maximum chunk length in characters.")
+    chunk_overlap: int = Field(100, ge=0, description="Characters shared by neighbouring chunks.")
+    embed_headings: bool = Field(True, description="Prefix title and section to the text that gets embedded.")
+    index_type: Literal["auto", "flat", "hnsw"] = "auto"
+    ann_threshold: int = Field(20_000, ge=1, description="With index_type=auto, use HNSW from this many chunks.")
+    hnsw_m: int = Field(32, ge=4)
+    hnsw_ef_construction: int = Field(100, ge=8)
+    hnsw_ef_search: int = Field(128, ge=8)
+    batch_size: int = Field(32, ge=1, description="Chunks per embedding batch.")
+    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped with a message.")
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, v: int, info) -> int:
+        size = info.data.get("chunk_size", 600)
+        if v >= size:
+            raise ValueError(f"chunk_overlap ({v}) must be smaller than chunk_size ({size})")
+        return v
+
+    def chunker_signature(self) -> dict:
+        """The fields that change chunk boundaries or embedded text; a mismatch means re-chunking."""
+        return {
+            "chunk_size": self.chunk_size,
+            "chunk_overlap": self.chunk_overlap,
+            "embed_headings": self.embed_headings,
+        }

@@ -1,0 +1,182 @@
+"""Reading user files into plain text whose character offsets every later stage refers to.
+
+Each loader returns the exact text that chunks are cut from; that text is stored in the index so a citation's
+`start:end` span stays checkable even after the file on disk changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPPORTED_SUFFIXES: dict[str, str] = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
+
+
+class DocumentError(Exception):
+    """A file that cannot be indexed; the message names the file and says what to do."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str
+    title: str
+    text: str
+    kind: str
+    size: int
+    sha256: str
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_of_file(path: str | Path) -> str:
+    return file_sha256(Path(path).read_bytes())
+
+
+def discover_files(paths: list[Path]) -> tuple[list[Path], list[DocumentError]]:
+    """Expand folders to the supported files beneath them; report paths that are missing or unsupported."""
+    found: list[Path] = []
+    errors: list[DocumentError] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            errors.append(DocumentError(path, "no such file or folder"))
+        elif path.is_dir():
+            for child in sorted(path.rglob("*")):
+                rel = child.relative_to(path)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES:
+                    found.append(child.resolve())
+        elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
+            errors.append(DocumentError(path, f"unsupported file type '{path.suffix or '(none)'}'; supported: {kinds}"))
+        else:
+            found.append(path.resolve())
+    unique = list(dict.fromkeys(found))
+    return unique, errors
+
+
+def _decode(path: Path, data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if b"\x00" in data[:8192]:
+        raise DocumentError(path, "looks like a binary file (contains NUL bytes), not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            path,
+            f"is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); re-save it as UTF-8",
+        ) from None
+
+
+def _normalise(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _pretty_stem(path: Path) -> str:
+    return re.sub(r"[-_]+", " ", path.stem).strip().capitalize() or path.name
+
+
+def _load_text(path: Path, data: bytes) -> tuple[str, str | None]:
+    return _normalise(_decode(path, data)), None
+
+
+def _load_markdown(path: Path, data: bytes) -> tuple[str, str | None]:
+    text = _normalise(_decode(path, data))
+    match = re.search(r"^#\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
+    return text, match.group(1).strip() if match else None
+
+
+def _load_html(path: Path, data: bytes) -> tuple[str, str | None]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(_decode(path, data), "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    title = soup.title.get_text(" ", strip=True) if soup.title else None
+    if soup.title:
+        soup.title.decompose()
+    if not title and soup.h1:
+        title = soup.h1.get_text(" ", strip=True)
+    raw = soup.get_text("\n")
+    lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in _normalise(raw).split("\n")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return text, title or None
+
+
+def _load_pdf(path: Path, data: bytes) -> tuple[str, str | None]:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                reader.decrypt("")
+            except Exception:
+                raise DocumentError(path, "is an encrypted PDF; remove the password first") from None
+        pages = [_normalise(page.extract_text() or "").strip() for page in reader.pages]
+        meta_title = (reader.metadata.title if reader.metadata else None) or None
+    except DocumentError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise DocumentError(path, f"is not a readable PDF ({exc})") from None
+    text = "\n\n".join(p for p in pages if p)
+    if not text.strip():
+        raise DocumentError(path, "PDF has no extractable text (a scanned image?); run OCR on it first")
+    return text, meta_title
+
+
+_LOADERS = {"text": _load_text, "markdown": _load_markdown, "html": _load_html, "pdf": _load_pdf}
+
+
+def load_document(path: Path, title: str | None = None, max_bytes: int | None = None) -> Document:
+    """Read one file; raises DocumentError with a specific, user-facing reason."""
+    path = Path(path)
+    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DocumentError(path, f"unsupported file type '{path.suffix or '(none)'}'")
+    try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise DocumentError(path, f"is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DocumentError(path, "no such file") from None
+    except IsADirectoryError:
+        raise DocumentError(path, "is a folder, not a file") from None
+    except PermissionError:
+        raise DocumentError(path, "cannot be read (permission denied)") from None
+    if not data.strip():
+        raise DocumentError(path, "is empty; there is no text to index")
+    text, found_title = _LOADERS[kind](path, data)
+    if not text.strip():
+        raise DocumentError(path, "has no text to index")
+    return Document(
+        source=str(path.resolve()),
+        title=title or found_title or _pretty_stem(path),
+        text=text,
+        kind=kind,
+        size=len(data),
+        sha256=file_sha256(data),
+    )

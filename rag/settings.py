@@ -1,0 +1,99 @@
+"""The one configuration object: defaults, overridden by a TOML file, overridden by `RAG_*` environment variables.
+
+Nested sections use a double underscore in the environment, e.g. `RAG_LLM__BACKEND=ollama`,
+`RAG_INDEX__CHUNK_SIZE=800`, `RAG_RETRIEVAL__K=8`. The TOML file is `rag.toml` in the working directory, or the
+path in `RAG_CONFIG`, or the one given to `load_settings` / `rag --config`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from index import IndexConfig
+
+Backend = Literal["extractive", "openai", "openai-compatible", "ollama", "llamacpp", "hf"]
+
+
+class RetrievalSettings(BaseModel):
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    k: int = Field(5, ge=1, le=50, description="Passages given to the generator.")
+    candidates: int = Field(30, ge=1, description="Chunks each retriever contributes before fusion.")
+    budget_chars: int = Field(2500, ge=200, description="Most characters of passage text given to the generator.")
+    merge_adjacent: bool = True
+    reranker: str | None = Field(None, description="Optional sentence-transformers CrossEncoder name or path.")
+
+
+class LLMSettings(BaseModel):
+    backend: Backend = "extractive"
+    model: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model_path: Path | None = None
+    temperature: float = 0.0
+    max_tokens: int = Field(400, ge=16)
+    timeout_s: float = Field(60.0, gt=0)
+    n_ctx: int = 4096
+    n_threads: int | None = None
+
+
+class AnswerSettings(BaseModel):
+    max_question_chars: int = Field(1000, ge=20)
+    max_sentences: int = Field(4, ge=1, le=12)
+    # Calibrated on the dev split by `python -m rag.calibrate`; see README "Refusals".
+    refusal_threshold: float = 0.5
+
+
+class UISettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: list[str] = Field(default_factory=list, description='"user:password" pairs; empty means no login.')
+    share: bool = False
+    max_upload_mb: float = Field(20.0, gt=0)
+    concurrency_limit: int = Field(4, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", toml_file="rag.toml",
+                                      extra="ignore")
+
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource):
+        toml_path = settings_cls.model_config.get("toml_file")
+        if toml_path == "rag.toml" and os.environ.get("RAG_CONFIG"):
+            toml_path = os.environ["RAG_CONFIG"]
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+
+    def updated(self, **sections: dict) -> "Settings":
+        """A copy with some fields of some sections replaced, e.g. `updated(llm={"backend": "ollama"})`."""
+        data = {}
+        for name, changes in sections.items():
+            current = getattr(self, name)
+            data[name] = current.model_copy(update=changes)
+        return self.model_copy(update=data)
+
+
+def load_settings(config: str | Path | None = None, **overrides) -> Settings:
+    """Read settings; an explicit `config` file must exist (a typo should not silently fall back to defaults)."""
+    if config is not None:
+        path = Path(config).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"Config file not found: {path}")
+
+        class _FromFile(Settings):
+            model_config = SettingsConfigDict(toml_file=str(path))
+
+        return _FromFile(**overrides)
+    return Settings(**overrides)
