@@ -77,7 +77,12 @@ def chunk_id(source: str, start: int, end: int) -> str:
 class Chunker:
     """Section-aware recursive splitting (LangChain) with offsets verified against the source text."""
 
-    def __init__(self, chunk_size: int, chunk_overlap: int) -> None:
+    def __init__(self, chunk_size: int, chunk_overlap: int, strategy: str = "sections") -> None:
+        self.strategy = strategy
+        if strategy == "recursive":  # the LangChain tutorial's splitter, used as the evaluation baseline
+            self.splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+                                                           add_start_index=True)
+            return
         self.splitter = RecursiveCharacterTextSplitter(
             separators=_SEPARATORS,
             is_separator_regex=True,
@@ -90,7 +95,8 @@ class Chunker:
 
     def split(self, doc: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
-        for sec_start, sec_end, heading in sections(doc.text, doc.kind):
+        spans = sections(doc.text, doc.kind) if self.strategy == "sections" else [(0, len(doc.text), "")]
+        for sec_start, sec_end, heading in spans:
             section_text = doc.text[sec_start:sec_end]
             for piece in self.splitter.create_documents([section_text]):
                 local = piece.metadata["start_index"]

@@ -28,6 +28,9 @@ class IndexConfig(BaseModel):
     # 600/100 was chosen by `python -m index.bench --chunking` (recall within a 1,000-character budget).
     chunk_size: int = Field(600, ge=50, le=20_000, description="Maximum chunk length in characters.")
     chunk_overlap: int = Field(100, ge=0, description="Characters shared by neighbouring chunks.")
+    chunker: Literal["sections", "recursive"] = Field(
+        "sections", description="'sections': split within headings on paragraphs and sentences; 'recursive': "
+        "LangChain's RecursiveCharacterTextSplitter defaults (the tutorial baseline).")
     embed_headings: bool = Field(True, description="Prefix title and section to the text that gets embedded.")
     index_type: Literal["auto", "flat", "hnsw"] = "auto"
     ann_threshold: int = Field(20_000, ge=1, description="With index_type=auto, use HNSW from this many chunks.")
@@ -48,6 +51,7 @@ class IndexConfig(BaseModel):
     def chunker_signature(self) -> dict:
         """The fields that change chunk boundaries or embedded text; a mismatch means re-chunking."""
         return {
+            "chunker": self.chunker,
             "chunk_size": self.chunk_size,
             "chunk_overlap": self.chunk_overlap,
             "embed_headings": self.embed_headings,

@@ -316,7 +316,7 @@ class HybridIndex:
     def _write(self, changed: dict[str, Document], keep: dict[str, DocumentRecord], roots: list[str],
                overrides: dict[str, str], report: UpdateReport, progress: bool) -> None:
         old = self._snap
-        chunker = Chunker(self.config.chunk_size, self.config.chunk_overlap)
+        chunker = Chunker(self.config.chunk_size, self.config.chunk_overlap, self.config.chunker)
         old_rows: dict[str, list[int]] = {}
         for row, chunk in enumerate(old.chunks):
             old_rows.setdefault(chunk.source, []).append(row)

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import logging
+
 import bm25s
 import faiss
 import numpy as np
 import Stemmer
+
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 class DenseStore:

