@@ -25,9 +25,9 @@ class IndexConfig(BaseModel):
 
     dir: Path = Field(default_factory=default_index_dir, description="Index directory.")
     embedding_model: str = Field(DEFAULT_MODEL, description="sentence-transformers name or local path.")
-    # 600/100 was chosen by `python -m index.bench --chunking` (recall within a 1,000-character budget).
-    chunk_size: int = Field(600, ge=50, le=20_000, description="Maximum chunk length in characters.")
-    chunk_overlap: int = Field(100, ge=0, description="Characters shared by neighbouring chunks.")
+    # 400/50 was chosen with `python -m index.bench` (hybrid recall within a 1,000-character budget, dev split).
+    chunk_size: int = Field(400, ge=50, le=20_000, description="Maximum chunk length in characters.")
+    chunk_overlap: int = Field(50, ge=0, description="Characters shared by neighbouring chunks.")
     chunker: Literal["sections", "recursive"] = Field(
         "sections", description="'sections': split within headings on paragraphs and sentences; 'recursive': "
         "LangChain's RecursiveCharacterTextSplitter defaults (the tutorial baseline).")
@@ -43,7 +43,7 @@ class IndexConfig(BaseModel):
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, v: int, info) -> int:
-        size = info.data.get("chunk_size", 600)
+        size = info.data.get("chunk_size", 400)
         if v >= size:
             raise ValueError(f"chunk_overlap ({v}) must be smaller than chunk_size ({size})")
         return v

@@ -175,8 +175,10 @@ class HybridIndex:
     def documents(self) -> list[DocumentRecord]:
         return list(self._snap.manifest.documents.values()) if self._snap.manifest else []
 
-    def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid", candidates: int | None = None) -> list[SearchHit]:
-        """Ranked chunks; hybrid fuses the dense and BM25 rankings of `candidates` each by reciprocal rank."""
+    def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid", candidates: int | None = None,
+               weights: tuple[float, float] = (1.0, 1.0), rrf_k: int = RRF_K) -> list[SearchHit]:
+        """Ranked chunks; hybrid fuses the dense and BM25 rankings of `candidates` each by reciprocal rank,
+        with `weights` = (dense, bm25)."""
         snap = self._snap
         if not snap.chunks or not query.strip():
             return []
@@ -195,7 +197,7 @@ class HybridIndex:
         elif mode == "bm25":
             order = [(int(i), float(s)) for i, s in zip(bm25_ids, bm25_scores)]
         else:
-            fused = reciprocal_rank_fusion([list(d_rank), list(b_rank)], k=RRF_K)
+            fused = reciprocal_rank_fusion([list(d_rank), list(b_rank)], k=rrf_k, weights=list(weights))
             order = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
         hits = []
         for rank, (row, score) in enumerate(order[:k]):
@@ -360,6 +362,13 @@ class HybridIndex:
                 records[source] = keep[source]
         vectors = np.vstack(parts) if parts else np.zeros((0, dim), dtype=np.float32)
 
+        self._commit(all_chunks, vectors, texts, records, roots, overrides)
+        report.chunk_count = len(all_chunks)
+
+    def _commit(self, all_chunks: list[Chunk], vectors: np.ndarray, texts: dict[str, str],
+                records: dict[str, DocumentRecord], roots: list[str], overrides: dict[str, str]) -> None:
+        """Build both stores over final chunks and vectors and publish them as a new generation."""
+        dim = vectors.shape[1]
         kind = self.config.index_type
         if kind == "auto":
             kind = "hnsw" if len(all_chunks) >= self.config.ann_threshold else "flat"
@@ -384,5 +393,4 @@ class HybridIndex:
             raise
         self._snap = _Snapshot(generation, manifest, all_chunks, texts, dense, lexical)
         storage.prune(self.root)
-        report.chunk_count = len(all_chunks)
 

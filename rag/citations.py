@@ -14,7 +14,7 @@ from rag.text import term_set
 from rag.types import Citation, Passage, Validation
 
 MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
-MIN_SUPPORT = 0.3
+MIN_SUPPORT = 0.5
 _REFUSAL = re.compile(r"(does not|doesn't|do not|don't|did not)\s+(say|mention|contain|provide|specify|state|"
                       r"include|answer)|not (mentioned|stated|specified|provided)|no information|"
                       r"(cannot|can't|unable to) (answer|find|determine)|not enough information", re.I)
@@ -56,7 +56,7 @@ def validate(text: str, passages: list[Passage]) -> Validated:
         cited = [int(n) for n in re.findall(r"\[(\d+)\]", sentence.text)]
         body = MARKER.sub("", sentence.text).strip()
         if not cited:
-            if len(term_set(body)) >= 3 and not looks_like_refusal(body):
+            if len(term_set(body)) >= 2 and not looks_like_refusal(body):
                 validation.uncited.append(body)
             continue
         best = max(support(body, by_n[n].text) for n in cited)

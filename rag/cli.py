@@ -148,7 +148,6 @@ def ask_cmd(
     try:
         if overrides:
             settings = settings.updated(**overrides)
-            settings = type(settings).model_validate(settings.model_dump())
         rag = RAG.from_settings(settings)
         if sys.stdout.isatty() and not as_json:
             answer = None
@@ -165,7 +164,7 @@ def ask_cmd(
     except (RagError, ModelLoadError) as exc:
         _fail(str(exc))
     except ValueError as exc:
-        _fail(f"Invalid option: {exc}")
+        _fail(f"Invalid option: {str(exc).splitlines()[0]} ({'; '.join(str(exc).splitlines()[1:3]).strip()})")
     if as_json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return

@@ -30,8 +30,13 @@ def backend_label(llm: LLMSettings) -> str:
     if llm.backend == "extractive":
         return "extractive"
     if llm.backend == "llamacpp":
-        name = str(llm.model_path or "?")
-        return f"llamacpp:{name.rsplit('/', 1)[-1]}"
+        from rag.models import resolve_model_path
+
+        try:
+            name = resolve_model_path(llm.model_path).name if llm.model_path else "?"
+        except RagError:
+            name = str(llm.model_path)
+        return f"llamacpp:{name}"
     if llm.backend == "openai-compatible":
         return f"openai-compatible:{llm.model or 'default'}@{llm.base_url}"
     return f"{llm.backend}:{llm.model or 'default'}"

@@ -51,7 +51,8 @@ class PassageRetriever:
     def ranked(self, query: str, k: int | None = None) -> list[SearchHit]:
         s = self.settings
         pool = max(k or 0, s.candidates)
-        hits = self.index.search(query, k=pool, mode=s.mode, candidates=s.candidates)
+        hits = self.index.search(query, k=pool, mode=s.mode, candidates=s.candidates,
+                                 weights=(s.dense_weight, s.bm25_weight), rrf_k=s.rrf_k)
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:k] if k else hits

@@ -24,6 +24,10 @@ class RetrievalSettings(BaseModel):
     k: int = Field(5, ge=1, le=50, description="Passages given to the generator.")
     candidates: int = Field(30, ge=1, description="Chunks each retriever contributes before fusion.")
     budget_chars: int = Field(2500, ge=200, description="Most characters of passage text given to the generator.")
+    # Fusion tuned on the dev split: exact words matter on a policy essay full of names, so BM25 counts double.
+    rrf_k: int = Field(20, ge=1, description="Reciprocal rank fusion constant: lower favours top ranks.")
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(2.0, ge=0)
     merge_adjacent: bool = True
     reranker: str | None = Field(None, description="Optional sentence-transformers CrossEncoder name or path.")
 
@@ -77,11 +81,11 @@ class Settings(BaseSettings):
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
 
     def updated(self, **sections: dict) -> "Settings":
-        """A copy with some fields of some sections replaced, e.g. `updated(llm={"backend": "ollama"})`."""
+        """A validated copy with some fields of some sections replaced, e.g. `updated(llm={"backend": "ollama"})`."""
         data = {}
         for name, changes in sections.items():
             current = getattr(self, name)
-            data[name] = current.model_copy(update=changes)
+            data[name] = type(current).model_validate({**current.model_dump(), **changes})
         return self.model_copy(update=data)
 
 

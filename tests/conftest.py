@@ -1,0 +1,42 @@
+"""Shared fixtures: one real embedding model and one real essay index per test session.
+
+Loading the model takes seconds, so it is shared; every test that changes an index builds its own in tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from index import Embedder, IndexConfig  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def essay_settings(tmp_path_factory):
+    from rag import Settings
+
+    return Settings(index=IndexConfig(dir=tmp_path_factory.mktemp("essay-index")))
+
+
+@pytest.fixture(scope="session")
+def essay_rag(essay_settings, embedder):
+    from rag import RAG
+
+    return RAG.from_settings(essay_settings, embedder=embedder)
+
+
+@pytest.fixture(scope="session")
+def essay_text() -> str:
+    from index import default_corpus_path
+
+    return default_corpus_path().read_text(encoding="utf-8")

@@ -1,0 +1,239 @@
+"""LLM backends, for real: an OpenAI-compatible HTTP server on 127.0.0.1 returning scripted completions, the
+in-process llama.cpp backend with the SmolLM2 GGUF, and a tiny random transformers model for the `hf` path.
+
+The scripted server is a stand-in for a real LLM on purpose: these tests are about the client, citation
+validation and fallback, which need known model outputs (good, invalid and missing citations, errors, timeouts).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from rag import RAG, BackendError
+
+QUESTION = "Why did Russia avoid a mutual defense clause with Iran?"
+SCRIPTS = {
+    "good": "Russia refused the clause to avoid being dragged into Iran’s regional wars [1]. "
+            "Putin said Iran never made such a request [1].",
+    "invalid": "Russia refused a mutual defense clause to avoid being dragged into regional wars [1][7]. "
+               "It also feared the moon [12].",
+    "unsupported": "Russia refused the clause because bananas are yellow and penguins cannot fly [1].",
+    "none": "Russia is a large country with many interests and a long history.",
+    "refuse": "The document does not say.",
+}
+
+
+class ScriptedLLM(BaseHTTPRequestHandler):
+    mode = "good"
+    requests: list[dict] = []
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(body)
+        prompt = body["messages"][-1]["content"]
+        if "Standalone question:" in prompt:
+            return self._reply(body, "Why did Russia refuse to include a mutual defense clause with Iran?")
+        mode = type(self).mode
+        if mode == "error":
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "model crashed", "type": "server_error"}}')
+            return
+        if mode == "slow":
+            time.sleep(3)
+        self._reply(body, SCRIPTS[mode])
+
+    def _reply(self, body: dict, text: str) -> None:
+        base = {"id": "x", "created": 0, "model": body.get("model", "m")}
+        if not body.get("stream"):
+            payload = dict(base, object="chat.completion", choices=[{"index": 0, "finish_reason": "stop",
+                           "message": {"role": "assistant", "content": text}}])
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            delta = {"content": word + (" " if i < len(words) - 1 else "")}
+            chunk = dict(base, object="chat.completion.chunk", choices=[{"index": 0, "delta": delta,
+                                                                          "finish_reason": None}])
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        end = dict(base, object="chat.completion.chunk", choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}])
+        self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedLLM)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def compat_rag(essay_rag, server):
+    ScriptedLLM.requests.clear()
+    settings = essay_rag.settings.updated(llm={"backend": "openai-compatible", "base_url": server,
+                                               "model": "scripted", "timeout_s": 1.0})
+    return essay_rag.with_settings(settings)
+
+
+def test_good_citations_are_kept_and_highlighted(compat_rag, essay_text):
+    ScriptedLLM.mode = "good"
+    events = list(compat_rag.stream(QUESTION))
+    tokens = [e.text for e in events if e.kind == "token"]
+    answer = events[-1].answer
+    assert len(tokens) > 5, "the answer must arrive token by token"
+    assert not answer.refused and answer.backend.startswith("openai-compatible")
+    assert [c.n for c in answer.citations] == [1]
+    cit = answer.citations[0]
+    assert essay_text[cit.start:cit.end] == cit.text
+    assert cit.highlights and all(cit.start <= a < b <= cit.end for a, b in cit.highlights)
+    assert any("dragged" in essay_text[a:b] for a, b in cit.highlights)
+    assert answer.validation.removed == [] and answer.validation.fallback is None
+    prompt = ScriptedLLM.requests[-1]["messages"][-1]["content"]
+    assert prompt.index("<passage n=\"1\"") < prompt.index("Question:") < prompt.index("square brackets")
+    assert ScriptedLLM.requests[-1]["messages"][0]["role"] == "system"
+
+
+def test_invalid_citation_numbers_are_removed_and_reported(compat_rag):
+    ScriptedLLM.mode = "invalid"
+    answer = compat_rag.ask(QUESTION)
+    assert "[7]" not in answer.answer and "[12]" not in answer.answer and "[1]" in answer.answer
+    assert sorted(answer.validation.removed) == [7, 12]
+    assert "It also feared the moon." in answer.validation.uncited
+    assert answer.to_dict()["validation"]["removed"] == answer.validation.removed
+
+
+def test_sentence_unsupported_by_its_citation_is_flagged(compat_rag):
+    ScriptedLLM.mode = "unsupported"
+    answer = compat_rag.ask(QUESTION)
+    assert answer.validation.flagged and "bananas" in answer.validation.flagged[0]
+
+
+def test_answer_without_citations_falls_back_to_extractive(compat_rag):
+    ScriptedLLM.mode = "none"
+    answer = compat_rag.ask(QUESTION)
+    assert answer.backend.startswith("extractive (fallback from openai-compatible")
+    assert answer.validation.fallback and "dragged" in answer.answer and answer.citations
+
+
+def test_llm_refusal_is_a_refusal(compat_rag):
+    ScriptedLLM.mode = "refuse"
+    answer = compat_rag.ask(QUESTION)
+    assert answer.refused and answer.citations == []
+
+
+def test_server_error_and_timeout_give_one_clear_message(compat_rag):
+    ScriptedLLM.mode = "error"
+    with pytest.raises(BackendError) as info:
+        compat_rag.ask(QUESTION)
+    assert "openai-compatible" in str(info.value) and "Start the server" in str(info.value)
+    ScriptedLLM.mode = "slow"
+    started = time.perf_counter()
+    with pytest.raises(BackendError, match="timed out|connect"):
+        compat_rag.ask(QUESTION)
+    assert time.perf_counter() - started < 15
+
+
+def test_unreachable_server_names_backend_and_fix(essay_rag):
+    settings = essay_rag.settings.updated(llm={"backend": "openai-compatible", "base_url": "http://127.0.0.1:9/v1",
+                                               "timeout_s": 2.0})
+    with pytest.raises(BackendError, match="cannot connect.*Start the server"):
+        essay_rag.with_settings(settings).ask(QUESTION)
+
+
+def test_followup_is_rewritten_by_the_llm(compat_rag):
+    ScriptedLLM.mode = "good"
+    history = [{"role": "user", "content": "What did the long-term agreement between Iran and Russia lack?"},
+               {"role": "assistant", "content": "A mutual defense clause [1]."}]
+    answer = compat_rag.ask("Why did Moscow refuse it?", history)
+    assert answer.standalone_question == "Why did Russia refuse to include a mutual defense clause with Iran?"
+    assert any("Standalone question:" in r["messages"][-1]["content"] for r in ScriptedLLM.requests)
+
+
+def test_missing_or_unknown_backends_fail_clearly(essay_rag):
+    for llm, match in [({"backend": "llamacpp", "model_path": "/nowhere/model.gguf"}, "model file not found"),
+                       ({"backend": "ollama", "model": None}, "no model given"),
+                       ({"backend": "hf", "model": "/nowhere/model"}, "cannot load"),
+                       ({"backend": "openai-compatible", "base_url": None}, "no base_url")]:
+        with pytest.raises(BackendError, match=match):
+            essay_rag.with_settings(essay_rag.settings.updated(llm=llm)).ask(QUESTION)
+
+
+@pytest.mark.slow
+def test_llamacpp_smollm2_loads_streams_and_is_validated(essay_rag):
+    pytest.importorskip("llama_cpp", reason="install the llamacpp extra (CI does)")
+    settings = essay_rag.settings.updated(llm={"backend": "llamacpp", "model_path": "smollm2", "max_tokens": 60,
+                                               "n_ctx": 2048})
+    rag = essay_rag.with_settings(settings)
+    assert rag.backend == "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf"
+    events = list(rag.stream(QUESTION))
+    tokens = [e.text for e in events if e.kind == "token"]
+    answer = events[-1].answer
+    assert tokens, "llama.cpp produced no tokens"
+    assert answer.answer.strip()
+    numbers = {p.n for p in answer.passages}
+    assert {c.n for c in answer.citations} <= numbers
+    import re
+
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)} <= numbers  # invalid markers never survive
+    if answer.validation.fallback:  # a 135M model often forgets to cite: then the extractive answer stands in
+        assert answer.backend.startswith("extractive (fallback from llamacpp") and "dragged" in answer.answer
+    elif not answer.refused:
+        assert answer.citations
+
+
+def _tiny_transformers_model(folder):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = ["<unk>", "<s>", "</s>", "<pad>", "Russia", "Iran", "clause", "the", "[1]", "defense", "wars", "."]
+    vocab = {w: i for i, w in enumerate(words)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>")
+    fast.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                          "{% if add_generation_prompt %}assistant:{% endif %}")
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=8192,
+                         bos_token_id=1, eos_token_id=2, pad_token_id=3)
+    import torch
+
+    torch.manual_seed(0)  # deterministic random weights: the same tokens every run
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = 99  # never stop early: the test needs tokens to stream
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def test_hf_backend_loads_a_local_model_and_streams(essay_rag, tmp_path):
+    folder = _tiny_transformers_model(tmp_path / "tiny-llama")
+    settings = essay_rag.settings.updated(llm={"backend": "hf", "model": str(folder), "max_tokens": 16})
+    rag = essay_rag.with_settings(settings)
+    events = list(rag.stream(QUESTION))
+    tokens = [e.text for e in events if e.kind == "token"]
+    answer = events[-1].answer
+    assert len(tokens) >= 2, "the hf backend must stream tokens"
+    assert answer.backend.startswith(("hf:", "extractive (fallback from hf"))
+    if answer.backend.startswith("extractive"):  # random weights rarely produce a valid citation
+        assert answer.validation.fallback and answer.citations
