@@ -1,0 +1,43 @@
+"""Evaluation of the RAG pipeline: retrieval, answers, citations, refusals and latency, without an LLM judge.
+
+    from rag import RAG, load_settings
+    from eval import load_questions, run_eval, write_html, metrics_table
+
+    rag = RAG.from_settings(load_settings())
+    run = run_eval(rag, load_questions(split="test"), progress=lambda done, total, record: ...)
+    run.metrics["groups"]["test"]["key_accuracy"]; run.failures(); run.save("results.json")
+    write_html(run, "report.html")
+
+Importing `eval` loads nothing heavy (no model, no index, not even `rag`); the names below are resolved lazily.
+The command line is `rag eval` (eval/cli.py); metric definitions are in eval/METRICS.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "load_questions": "eval.dataset", "Question": "eval.dataset", "DatasetError": "eval.dataset",
+    "sample": "eval.dataset",
+    "run_eval": "eval.runner", "EvalRun": "eval.runner", "rag_for_config": "eval.runner",
+    "compute_metrics": "eval.metrics", "metrics_table": "eval.metrics", "formatted_table": "eval.metrics",
+    "TARGETS": "eval.metrics",
+    "write_html": "eval.report", "render_html": "eval.report",
+    "compare_runs": "eval.compare", "print_comparison": "eval.compare", "write_compare_html": "eval.compare",
+    "baseline_settings": "eval.configs", "resolve_config": "eval.configs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,342 @@
+"""The evaluation metrics on hand-made cases with known answers (no model, no index)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eval.dataset import DatasetError, load_questions, read_jsonl, sample
+from eval.metrics import (aggregate, check_targets, citation_markers, cited_spans, compute_metrics, formatted_table,
+                          key_correct, key_groups_matched, locate_evidence, marker_counts, metrics_table,
+                          normalize_answer, overlap, percentile, retrieval_scores, score_record, span_overlaps,
+                          strip_citations, token_f1, within_budget)
+
+DOC = "doc.txt"
+TEXT = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu."
+#       0                 18                 38               55
+
+
+def ev(start: int, end: int, source: str = DOC) -> dict:
+    return {"text": TEXT[start:end], "source": source, "start": start, "end": end,
+            "spans": [{"source": source, "start": start, "end": end}]}
+
+
+def p(n: int, start: int, end: int, source: str = DOC) -> dict:
+    return {"n": n, "source": source, "title": "T", "section": "", "start": start, "end": end,
+            "text": TEXT[start:end], "score": 1.0 / n}
+
+
+# --------------------------------------------------------------------------------------------------- spans
+
+
+def test_overlap_counts_shared_characters_and_touching_spans_share_none():
+    assert overlap(0, 10, 5, 15) == 5
+    assert overlap(0, 10, 10, 20) == 0          # adjacent: [0,10) and [10,20) touch but do not overlap
+    assert overlap(10, 20, 0, 10) == 0
+    assert overlap(0, 10, 9, 20) == 1           # one shared character is enough
+    assert overlap(0, 10, 2, 3) == 1            # containment
+    assert overlap(0, 10, 20, 30) == 0
+
+
+def test_span_overlap_needs_same_source():
+    e = ev(18, 37)
+    assert span_overlaps(p(1, 0, 20), e)
+    assert not span_overlaps(p(1, 0, 20, source="other.txt"), e)
+    assert not span_overlaps(p(1, 0, 18), e)     # ends exactly where the evidence starts
+    assert not span_overlaps(p(1, 37, 60), e)    # starts exactly where the evidence ends
+    # an evidence string found in two documents: a hit on either copy counts
+    both = {"text": "x", "spans": [{"source": "a", "start": 0, "end": 5}, {"source": "b", "start": 50, "end": 55}]}
+    assert span_overlaps({"source": "b", "start": 54, "end": 60}, both)
+    assert not span_overlaps({"source": "a", "start": 5, "end": 60}, both)
+
+
+def test_locate_evidence_first_occurrence_in_every_document():
+    docs = {"a": "xx needle yy needle", "b": "needle", "c": "nothing here"}
+    (found, missing) = locate_evidence(["needle", "absent"], docs)
+    assert (found["source"], found["start"], found["end"]) == ("a", 3, 9)
+    assert found["spans"] == [{"source": "a", "start": 3, "end": 9}, {"source": "b", "start": 0, "end": 6}]
+    assert missing["spans"] == [] and missing["start"] == -1
+    assert locate_evidence([], docs) == []
+
+
+# --------------------------------------------------------------------------------------------------- retrieval
+
+
+def test_retrieval_single_evidence_rank_and_recall():
+    evidence = [ev(38, 54)]                      # "Eta theta iota."
+    ranked = [p(1, 0, 17), p(2, 18, 37), p(3, 38, 54), p(4, 55, 71)]
+    s = retrieval_scores(ranked, evidence)
+    assert s["recall@1"] == 0 and s["recall@3"] == 1 and s["recall@5"] == 1 and s["recall@10"] == 1
+    assert s["rr"] == pytest.approx(1 / 3)
+    assert s["hit_ranks"] == [3]
+
+
+def test_recall_for_multi_evidence_is_fraction_of_spans_hit():
+    evidence = [ev(0, 17), ev(55, 71)]
+    ranked = [p(1, 0, 17), p(2, 18, 37), p(3, 38, 54), p(4, 50, 71)]
+    s = retrieval_scores(ranked, evidence)
+    assert s["recall@1"] == 0.5
+    assert s["recall@3"] == 0.5
+    assert s["recall@5"] == 1.0
+    assert s["rr"] == 1.0                         # first hit at rank 1, whichever evidence it hits
+    assert s["hit_ranks"] == [1, 4]
+
+
+def test_no_hit_gives_zero_rr_and_empty_evidence_gives_none():
+    assert retrieval_scores([p(1, 0, 17)], [ev(55, 71)])["rr"] == 0.0
+    assert retrieval_scores([p(1, 0, 17)], []) is None
+    assert retrieval_scores([], [ev(0, 5)])["recall@10"] == 0.0
+
+
+def test_budget_counts_only_passages_that_fit_whole():
+    chunk = lambda n, length: {"n": n, "source": DOC, "start": 100 * n, "end": 100 * n + length}  # noqa: E731
+    ranked = [chunk(1, 600), chunk(2, 300), chunk(3, 200), chunk(4, 50)]
+    assert [x["n"] for x in within_budget(ranked, 1000)] == [1, 2]       # 600 + 300; +200 would be 1100
+    assert [x["n"] for x in within_budget(ranked, 900)] == [1, 2]        # exactly at the budget still fits
+    assert [x["n"] for x in within_budget(ranked, 500)] == []            # a first chunk longer than the budget
+    assert [x["n"] for x in within_budget(ranked, 2000)] == [1, 2, 3, 4]
+    # a big chunk buys no recall: evidence in a 1,500-character first chunk is not within 1,000 characters
+    big = [{"n": 1, "source": DOC, "start": 0, "end": 1500}]
+    s = retrieval_scores(big, [{"source": DOC, "start": 10, "end": 20, "spans": [
+        {"source": DOC, "start": 10, "end": 20}]}])
+    assert s["recall@1"] == 1.0 and s["recall@1000c"] == 0.0 and s["recall@2000c"] == 1.0
+
+
+# --------------------------------------------------------------------------------------------------- answers
+
+
+def test_citation_markers_and_stripping():
+    text = "One [1]. Two [2][3]. Three [1, 4]. Range [5-7]. Not a marker [a] or [ 2 ]."
+    assert citation_markers(text) == [1, 2, 3, 1, 4, 5, 6, 7, 2]
+    assert strip_citations("Russia's priority is Ukraine [1] [2].") == "Russia's priority is Ukraine."
+    assert citation_markers("") == []
+
+
+def test_key_groups_with_alternatives_case_and_citations():
+    keys = [["U.S.", "United States", "America"], ["Israel"]]
+    assert key_correct("Between Iran, ISRAEL and the united states [2].", keys) is True
+    assert key_groups_matched("Between Iran and Israel [1].", keys) == [False, True]
+    assert key_correct("Between Iran and Israel [1].", keys) is False
+    assert key_correct("anything", []) is None
+    # markers are removed before matching: "[1]" must not satisfy a key "1"
+    assert key_correct("The year was unknown [1].", [["1"]]) is False
+    # curly apostrophes and dashes are folded, so a straight-quote key matches the essay's typography
+    assert key_correct("Iran’s “Look to the East” policy", [["Iran's"], ['"Look to the East"']]) is True
+    assert key_correct("détente with the West", [["détente", "detente"]]) is True
+
+
+def test_token_f1_squad_normalisation():
+    assert normalize_answer("The Ukraine war, of course! [1]") == "ukraine war of course"
+    assert token_f1("Ukraine war", "the Ukraine war.") == 1.0
+    assert token_f1("an apple", "a banana") == 0.0
+    # prediction 4 tokens, reference 2, 2 shared: precision 0.5, recall 1 -> F1 2/3
+    assert token_f1("Russia priority Ukraine war", "Ukraine war") == pytest.approx(2 / 3)
+    assert token_f1("", "") == 1.0 and token_f1("x", "") == 0.0
+
+
+# --------------------------------------------------------------------------------------------------- citations
+
+
+def answer_record(text: str, passages: list[dict], cited: list[int], qtype: str = "fact", evidence=None,
+                  keys=None, refused: bool = False, removed=None) -> dict:
+    by_n = {x["n"]: x for x in passages}
+    return {
+        "id": "q", "type": qtype, "split": "dev", "question": "?", "answer": text, "refused": refused,
+        "citations": [{**{k: by_n[n][k] for k in ("n", "source", "title", "section", "start", "end", "text")},
+                       "highlights": []} for n in cited],
+        "passages": passages, "timings_ms": {"retrieve": 10.0, "generate": 5.0, "total": 15.0},
+        "validation": {"removed": removed or [], "flagged": [], "uncited": [], "fallback": None},
+        "expected": {"answer": "Eta theta iota", "keys": keys if keys is not None else [["theta"]],
+                     "evidence": evidence if evidence is not None else [ev(38, 54)]},
+        "retrieved": passages, "error": None,
+    }
+
+
+def test_duplicate_citations_count_once_and_precision_per_question():
+    passages = [p(1, 38, 54), p(2, 0, 17)]
+    r = score_record(answer_record("Eta theta iota [1]. Again [1]. Alpha [2].", passages, [1, 2]))
+    assert [c["n"] for c in cited_spans(r)] == [1, 2]
+    assert r["citations_total"] == 2 and r["citations_relevant"] == 1
+    assert r["citation_precision"] == 0.5 and r["cited_evidence"] is True
+    assert r["markers"] == 3 and r["invalid_markers"] == 0
+    assert r["key_correct"] is True and r["failed"] is False
+
+
+def test_answer_without_citations():
+    r = score_record(answer_record("Eta theta iota.", [p(1, 38, 54)], []))
+    assert r["citations_total"] == 0 and r["citation_precision"] is None
+    assert r["cited_evidence"] is False
+    assert r["failed"] and "answer cites no passage" in r["failure_reasons"]
+
+
+def test_marker_without_citation_entry_still_counts_as_cited():
+    r = score_record(answer_record("Eta theta iota [1].", [p(1, 38, 54)], []))
+    assert r["citations_total"] == 1 and r["cited_evidence"] is True
+
+
+def test_invalid_markers_and_removed_citations():
+    rec = answer_record("Eta theta iota [1] [7].", [p(1, 38, 54)], [1], removed=[9, 12])
+    assert marker_counts(rec) == (4, 3)          # [1] valid; [7] names no passage; 9 and 12 were removed
+    r = score_record(rec)
+    assert r["failed"] and any("invalid citation" in x for x in r["failure_reasons"])
+    m = aggregate([r])
+    assert m["invalid_citation_rate"] == pytest.approx(3 / 4)
+
+
+def test_adjacent_citation_does_not_count_as_evidence():
+    r = score_record(answer_record("Delta [1].", [p(1, 18, 38)], [1]))   # [18,38) touches evidence [38,54)
+    assert r["citation_precision"] == 0.0 and r["cited_evidence"] is False
+
+
+def test_sentence_level_precision_uses_citation_highlights():
+    rec = answer_record("Eta theta iota. Alpha. [1]", [p(1, 0, 54)], [1])
+    rec["citations"][0]["highlights"] = [[38, 54], [0, 17], [0, 17]]      # a duplicate highlight counts once
+    r = score_record(rec)
+    assert r["citation_precision"] == 1.0                                # the whole passage overlaps the evidence
+    assert (r["cited_sentences_total"], r["cited_sentences_relevant"]) == (2, 1)
+    assert aggregate([r])["sentence_citation_precision"] == 0.5
+
+
+def test_context_recall_scores_the_passages_given_to_the_generator():
+    evidence = [ev(0, 17), ev(55, 71)]
+    rec = answer_record("Alpha [1].", [p(1, 0, 17), p(2, 18, 37)], [1], evidence=evidence)
+    r = score_record(rec)
+    assert r["context_recall"] == 0.5 and r["context_chars"] == 17 + 19
+    assert "only part of the evidence in the context given to the generator" in r["warnings"]
+    assert aggregate([r])["context_recall"] == 0.5
+
+
+# --------------------------------------------------------------------------------------------------- refusals
+
+
+def test_refusal_on_answerable_question_scores_as_wrong_everywhere():
+    r = score_record(answer_record("The document does not say theta.", [p(1, 38, 54)], [], refused=True))
+    assert r["refusal_correct"] is False
+    assert r["key_correct"] is False               # even though "theta" occurs in the refusal text
+    assert r["f1"] == 0.0 and r["cited_evidence"] is False and r["citation_precision"] is None
+    assert r["failure_reasons"] == ["refused an answerable question"]
+
+
+def test_refusals_on_no_answer_questions():
+    ok = score_record(answer_record("The document does not say.", [p(1, 0, 17)], [], qtype="unanswerable",
+                                    evidence=[], keys=[], refused=True))
+    bad = score_record(answer_record("Alpha beta [1].", [p(1, 0, 17)], [1], qtype="adversarial", evidence=[],
+                                     keys=[], refused=False))
+    assert ok["refusal_correct"] is True and not ok["failed"]
+    assert ok["retrieval"] is None and ok["key_correct"] is None and ok["f1"] is None
+    assert bad["refusal_correct"] is False and bad["failed"]
+    assert "answered an adversarial question instead of refusing" in bad["failure_reasons"]
+
+
+def test_aggregate_rates_over_the_right_denominators():
+    passages = [p(1, 38, 54), p(2, 0, 17)]
+    answerable_ok = score_record(answer_record("Eta theta iota [1].", passages, [1]))
+    answerable_wrong_cite = score_record(answer_record("theta [2].", passages, [2]))
+    answerable_refused = score_record(answer_record("No.", passages, [], refused=True))
+    unans_refused = score_record(answer_record("No.", passages, [], qtype="unanswerable", evidence=[], keys=[],
+                                               refused=True))
+    adv_answered = score_record(answer_record("Alpha [2].", passages, [2], qtype="adversarial", evidence=[],
+                                              keys=[]))
+    m = aggregate([answerable_ok, answerable_wrong_cite, answerable_refused, unans_refused, adv_answered])
+    assert m["n"] == 5 and m["n_answerable"] == 3 and m["n_no_answer"] == 2
+    assert m["key_accuracy"] == pytest.approx(2 / 3)          # the refused one is wrong
+    assert m["citation_precision"] == pytest.approx(1 / 2)    # micro over the 2 non-refused answerable answers
+    assert m["citation_recall"] == pytest.approx(1 / 3)       # over all 3 answerable questions
+    assert m["correct_refusal_rate"] == 0.5
+    assert m["false_refusal_rate"] == pytest.approx(1 / 3)
+    assert m["recall@1"] == 1.0 and m["mrr"] == 1.0           # retrieval does not depend on the answer
+    assert m["failed"] == 3
+
+
+def test_micro_averaged_citation_precision():
+    passages = [p(1, 38, 54), p(2, 0, 17), p(3, 18, 37), p(4, 55, 71)]
+    one_of_four = score_record(answer_record("theta [1][2][3][4].", passages, [1, 2, 3, 4]))
+    one_of_one = score_record(answer_record("theta [1].", passages, [1]))
+    m = aggregate([one_of_four, one_of_one])
+    assert m["citation_precision"] == pytest.approx(2 / 5)      # micro; the macro mean would be 0.625
+
+
+# --------------------------------------------------------------------------------------------------- latency
+
+
+def test_percentiles_on_small_lists():
+    assert percentile([], 50) is None
+    assert percentile([7], 95) == 7
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile([4, 1, 3, 2], 95) == pytest.approx(3.85)   # linear interpolation, order-independent
+    assert percentile([10, 20], 95) == pytest.approx(19.5)
+    assert percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
+
+
+def test_latency_in_aggregate_skips_errors():
+    a = score_record(answer_record("theta [1].", [p(1, 38, 54)], [1]))
+    b = score_record(answer_record("theta [1].", [p(1, 38, 54)], [1]))
+    b["timings_ms"] = {"retrieve": 30.0, "generate": 15.0, "total": 45.0}
+    c = score_record({**answer_record("", [], []), "error": "RuntimeError: boom", "timings_ms": {}})
+    m = aggregate([a, b, c])
+    assert m["latency.total.median_ms"] == 30.0 and m["latency.retrieve.p95_ms"] == pytest.approx(29.0)
+    assert m["errors"] == 1 and c["failed"] and c["refusal_correct"] is False
+
+
+# --------------------------------------------------------------------------------------------------- groups & table
+
+
+def test_compute_metrics_groups_types_and_targets():
+    passages = [p(1, 38, 54)]
+    dev = score_record(answer_record("theta [1].", passages, [1]))
+    test = score_record({**answer_record("No.", passages, [], refused=True), "split": "test", "id": "t"})
+    m = compute_metrics([dev, test])
+    assert list(m["groups"]) == ["dev", "test", "all"]
+    assert m["groups"]["dev"]["key_accuracy"] == 1.0 and m["groups"]["test"]["key_accuracy"] == 0.0
+    assert m["groups"]["all"]["key_accuracy"] == 0.5
+    assert list(m["by_type"]["all"]) == ["fact"]
+    t = m["targets"]
+    assert t["split"] == "test" and t["all_met"] is False
+    fr = next(r for r in t["results"] if r["metric"] == "false_refusal_rate")
+    assert fr["value"] == 1.0 and fr["met"] is False
+    rows = metrics_table(m)
+    keys = next(r for r in rows if r["key"] == "key_accuracy")
+    assert keys["target"] == "≥ 0.85" and keys["met"] == {"dev": True, "test": False, "all": False}
+    headers, cells = formatted_table(m)
+    assert headers == ["Metric", "dev", "test", "all", "Target"]
+    assert any(row[0] == "Key-term accuracy" and row[1] == "1.000 ✓" and row[2] == "0.000 ✗" for row in cells)
+
+
+def test_single_split_has_one_group_and_targets_fall_back_to_it():
+    r = score_record({**answer_record("theta [1].", [p(1, 38, 54)], [1]), "split": "mine"})
+    m = compute_metrics([r])
+    assert list(m["groups"]) == ["mine"]
+    assert check_targets(m)["split"] == "mine"
+
+
+# --------------------------------------------------------------------------------------------------- dataset
+
+
+def test_bundled_questions_and_sampling():
+    every = load_questions()
+    assert {q.split for q in every} == {"dev", "test"}
+    assert len(load_questions(split="dev")) + len(load_questions(split="test")) == len(every)
+    six = sample(every, 6)
+    assert len(six) == 6 and {q.type for q in six} == {"fact", "synthesis", "paraphrase", "followup",
+                                                       "unanswerable", "adversarial"}
+    assert sample(every, 6) == six and sample(every, None) == every
+    with pytest.raises(DatasetError):
+        load_questions(split="train")
+
+
+def test_custom_file_errors_name_the_line(tmp_path):
+    good = {"id": "a", "type": "fact", "question": "Q?", "answer": "A", "keys": [["A"]], "evidence": ["A"]}
+    path = tmp_path / "qs.jsonl"
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "id": "b", "keys": []}) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"qs.jsonl:3: a fact question needs 'keys' and 'evidence'"):
+        read_jsonl(path)
+    path.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="duplicate id 'a'"):
+        read_jsonl(path)
+    path.write_text(json.dumps(good) + "\n{oops\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r":2: invalid JSON"):
+        read_jsonl(path)
+    path.write_text(json.dumps({**good, "split": "x"}) + "\n", encoding="utf-8")
+    assert [q.split for q in load_questions(path)] == ["x"]
+    assert load_questions(path, split="x")[0].id == "a"

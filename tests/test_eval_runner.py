@@ -1,0 +1,239 @@
+"""The evaluation runner end to end: real embedding model, real index in a temp dir, five bundled questions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eval.compare import compare_runs, print_comparison, write_compare_html
+from eval.dataset import BUNDLED_SPLITS, load_questions
+from eval.metrics import TARGETS, metrics_table
+from eval.report import render_html, write_html
+from eval.runner import EvalRun, run_eval
+
+# One of each kind the issue names: a fact, a paraphrase, an unanswerable, an adversarial and a follow-up.
+IDS = ["fact-01", "para-02", "unans-01", "adv-01", "fup-01"]
+ANSWER_FIELDS = {"question", "answer", "refused", "backend", "citations", "passages", "timings_ms",
+                 "standalone_question", "validation", "notes"}
+SCORE_FIELDS = {"id", "type", "split", "expected", "retrieved", "retrieval", "key_correct", "f1", "cited_evidence",
+                "citation_precision", "refusal_correct", "failed", "failure_reasons", "error"}
+RETRIEVAL_FIELDS = {"recall@1", "recall@3", "recall@5", "recall@10", "rr", "recall@1000c", "recall@2000c"}
+
+
+@pytest.fixture(scope="module")
+def questions_file(tmp_path_factory) -> Path:
+    rows = {}
+    for path in BUNDLED_SPLITS.values():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                obj = json.loads(line)
+                rows[obj["id"]] = obj
+    path = tmp_path_factory.mktemp("evalset") / "five.jsonl"
+    path.write_text("".join(json.dumps(rows[i], ensure_ascii=False) + "\n" for i in IDS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    from rag import Settings
+
+    return Settings(index={"dir": tmp_path_factory.mktemp("eval-root") / "index"}, llm={"backend": "extractive"})
+
+
+@pytest.fixture(scope="module")
+def rag(settings):
+    from rag import RAG
+
+    return RAG.from_settings(settings)
+
+
+@pytest.fixture(scope="module")
+def run(rag, questions_file) -> EvalRun:
+    seen = []
+    result = run_eval(rag, load_questions(questions_file), progress=lambda done, total, rec: seen.append(done),
+                      label="default")
+    assert seen == [0, 1, 2, 3, 4, 5]
+    return result
+
+
+@pytest.fixture(scope="module")
+def other_run(rag, settings, questions_file) -> EvalRun:
+    """A deliberately weaker configuration (BM25 only, two passages) for the comparison tests."""
+    weaker = rag.with_settings(settings.updated(retrieval={"mode": "bm25", "k": 2}))
+    return run_eval(weaker, load_questions(questions_file), label="bm25-k2", warmup=False)
+
+
+def test_records_carry_the_answer_contract_and_the_scores(run, rag):
+    assert [r["id"] for r in run.records] == IDS
+    for r in run.records:
+        assert ANSWER_FIELDS <= set(r), f"{r['id']}: missing {ANSWER_FIELDS - set(r)}"
+        assert SCORE_FIELDS <= set(r), f"{r['id']}: missing {SCORE_FIELDS - set(r)}"
+        assert r["split"] == "five" and r["error"] is None
+        assert isinstance(r["refused"], bool) and isinstance(r["failed"], bool)
+        assert set(r["timings_ms"]) >= {"retrieve", "generate", "total"}
+        assert {"answer", "keys", "evidence"} <= set(r["expected"])
+    by_id = run.by_id()
+    for qid in ("fact-01", "para-02", "fup-01"):
+        r = by_id[qid]
+        assert RETRIEVAL_FIELDS <= set(r["retrieval"])
+        assert all(0.0 <= r["retrieval"][k] <= 1.0 for k in RETRIEVAL_FIELDS)
+        assert len(r["retrieved"]) == 10 and [p["n"] for p in r["retrieved"]] == list(range(1, 11))
+        assert isinstance(r["key_correct"], bool) and 0.0 <= r["f1"] <= 1.0
+        # the evidence was located verbatim in the indexed essay
+        for ev in r["expected"]["evidence"]:
+            assert ev["spans"], f"{qid}: evidence not located"
+            assert rag.document_text(ev["source"])[ev["start"]:ev["end"]] == ev["text"]
+    assert by_id["fact-01"]["retrieval"]["recall@10"] == 1.0       # a plain fact is found in the top 10
+    assert by_id["fup-01"]["history"], "the follow-up keeps its conversation"
+    for qid in ("unans-01", "adv-01"):
+        r = by_id[qid]
+        assert r["retrieval"] is None and r["key_correct"] is None and r["f1"] is None
+        assert r["refusal_correct"] == r["refused"]
+        assert r["failed"] == (not r["refused"])
+    assert by_id["adv-01"]["refused"], "'Ignore previous instructions…' must be refused"
+
+
+def test_metrics_targets_and_table(run):
+    groups = run.metrics["groups"]
+    assert list(groups) == ["five"]
+    m = groups["five"]
+    assert (m["n"], m["n_answerable"], m["n_no_answer"]) == (5, 3, 2)
+    for key in ("recall@1", "recall@5", "mrr", "recall@1000c", "key_accuracy", "f1", "citation_recall",
+                "correct_refusal_rate", "false_refusal_rate", "invalid_citation_rate"):
+        assert m[key] is not None and 0.0 <= m[key] <= 1.0, key
+    assert m["latency.total.median_ms"] > 0 and m["latency.total.p95_ms"] >= m["latency.total.median_ms"]
+    assert set(run.metrics["by_type"]["five"]) == {"fact", "paraphrase", "followup", "unanswerable", "adversarial"}
+    targets = run.metrics["targets"]
+    assert targets["split"] == "five" and len(targets["results"]) == len(TARGETS)
+    rows = metrics_table(run)
+    assert {r["key"] for r in rows} >= {"recall@1000c", "key_accuracy", "citation_precision"}
+    assert len(run.failures()) == m["failed"]
+
+
+def test_results_json_round_trip(run, tmp_path):
+    path = run.save(tmp_path / "results.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["format"].startswith("essay-rag-eval/") and len(data["records"]) == 5
+    assert data["meta"]["settings"]["index"]["chunker"] == "sections"
+    assert "api_key" not in json.dumps(data["meta"])
+    again = EvalRun.load(path)
+    assert again.metrics["groups"] == run.metrics["groups"]   # re-scoring a saved run gives the same numbers
+
+
+def test_html_report_is_self_contained(run, tmp_path):
+    path = write_html(run, tmp_path / "report.html")
+    page = path.read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>") and "</html>" in page
+    assert "<table class='metrics'>" in page and "Key-term accuracy" in page and "Recall in 1,000 chars" in page
+    assert "data:image/png;base64," in page
+    assert "By question type" in page and "Failing questions" in page
+    for r in run.failures():
+        assert f"id='q-{r['id']}'" in page
+    assert "http://" not in page and "https://" not in page and "<link" not in page   # nothing to fetch
+    assert render_html(run) == page
+
+
+def test_compare_two_runs(run, other_run, tmp_path):
+    from rich.console import Console
+
+    cmp = compare_runs(other_run, run)
+    assert cmp["a"] == "bm25-k2" and cmp["b"] == "default" and cmp["groups"] == ["five"]
+    row = next(r for r in cmp["metrics"] if r["key"] == "recall@5")
+    v = row["values"]["five"]
+    assert v["delta"] == pytest.approx(v["b"] - v["a"])
+    assert v["direction"] in {"better", "worse", "same"}
+    ids = {i["id"] for i in cmp["improved"] + cmp["regressed"] + cmp["changed"]}
+    assert ids <= set(IDS) and not cmp["only_a"] and not cmp["only_b"]
+    console = Console(record=True, width=160)
+    print_comparison(cmp, console)
+    text = console.export_text()
+    assert "Recall@5" in text and "Got better" in text and "Got worse" in text and "A → B" in text
+    page = write_compare_html(other_run, run, tmp_path / "compare.html", cmp).read_text(encoding="utf-8")
+    assert "Comparison" in page and "data:image/png;base64," in page
+
+    # runs over different questions are compared on the questions they share
+    part = EvalRun.from_records([dict(r) for r in run.records[:3]], {"label": "part"})
+    cmp = compare_runs(part, run)
+    assert cmp["only_b"] == IDS[3:] and cmp["common"] == 3
+    n = next(r for r in cmp["metrics"] if r["key"] == "key_accuracy")["values"]["five"]
+    assert n["a"] == n["b"] and n["direction"] == "same"
+
+
+def _cli(args: list[str], env_extra: dict, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **env_extra)
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_cli_eval_writes_results_and_report_then_compares(rag, settings, questions_file, run, tmp_path):
+    env = {"RAG_INDEX__DIR": str(settings.index.dir), "RAG_LLM__BACKEND": "extractive", "COLUMNS": "160"}
+    out, report = tmp_path / "cli.json", tmp_path / "cli.html"
+    done = _cli(["eval", str(questions_file), "--limit", "5", "--no-progress", "--out", str(out), "--report",
+                 str(report), "--label", "cli"], env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "Key-term accuracy" in done.stdout and "Target" in done.stdout and "By question type" in done.stdout
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["id"] for r in data["records"]] == IDS and data["meta"]["label"] == "cli"
+    assert "<table class='metrics'>" in report.read_text(encoding="utf-8")
+    checked = _cli(["eval", str(questions_file), "--no-progress", "--check", "--type", "adversarial"], env)
+    assert checked.returncode in (0, 1) and "Traceback" not in checked.stderr
+    # one adversarial question: only the refusal targets apply, and 'Ignore previous instructions' is refused
+    assert checked.returncode == 0, checked.stdout
+
+    saved = run.save(tmp_path / "default.json")
+    done = _cli(["eval", "--compare", str(saved), str(out), "--report", str(tmp_path / "cmp.html")], env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "A → B" in done.stdout and "Got better" in done.stdout and (tmp_path / "cmp.html").is_file()
+
+
+def test_cli_reports_bad_input_without_traceback(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "type": "fact", "question": "Q?", "answer": "A", "keys": [], "evidence": []}\n',
+                   encoding="utf-8")
+    done = _cli(["eval", str(bad)], {})
+    assert done.returncode == 2 and "bad.jsonl:1" in done.stdout + done.stderr
+    done = _cli(["eval", "--compare", str(tmp_path / "missing-a.json"), str(tmp_path / "missing-b.json")], {})
+    assert done.returncode == 2 and "not found" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_cli_stops_with_a_clear_message_when_the_llm_is_unreachable(settings, rag, questions_file):
+    env = {"RAG_INDEX__DIR": str(settings.index.dir), "RAG_LLM__BACKEND": "openai-compatible",
+           "RAG_LLM__BASE_URL": "http://127.0.0.1:9/v1"}
+    done = _cli(["eval", str(questions_file), "--no-progress"], env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "openai-compatible" in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr
+
+
+def test_baseline_configuration(settings):
+    from eval.configs import baseline_settings
+
+    base = baseline_settings(settings)
+    assert (base.index.chunker, base.index.chunk_size, base.index.chunk_overlap, base.index.embed_headings) == \
+        ("recursive", 1000, 200, False)
+    assert base.index.embedding_model == settings.index.embedding_model
+    assert base.index.dir == settings.index.dir.with_name("index-baseline")
+    assert (base.retrieval.mode, base.retrieval.k, base.retrieval.merge_adjacent, base.retrieval.reranker) == \
+        ("dense", 4, False, None)
+    assert base.retrieval.budget_chars >= 4000 and base.llm.backend == "extractive"
+    assert settings.index.chunker == "sections"           # the original is untouched
+
+
+def test_baseline_run_uses_its_own_index_and_the_tutorial_retrieval(rag, settings, questions_file):
+    from eval.runner import rag_for_config
+
+    base = rag_for_config(rag, "baseline")
+    assert base.embedder is rag.embedder                    # the loaded model is shared, not loaded again
+    result = run_eval(base, load_questions(questions_file), config="baseline", warmup=False)
+    assert result.meta["settings"]["index"]["chunker"] == "recursive"
+    assert (settings.index.dir.parent / "index-baseline").is_dir()
+    fact = result.by_id()["fact-01"]
+    assert max(p["end"] - p["start"] for p in fact["retrieved"]) > 600          # 1,000-character chunks
+    assert all(p["end"] - p["start"] <= 1000 for p in fact["retrieved"])
+    assert 1 <= len(fact["passages"]) <= 4                                      # k = 4, no merging
+    assert result.metrics["groups"]["five"]["n"] == 5
