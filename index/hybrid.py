@@ -26,7 +26,7 @@ from index.config import IndexConfig
 from index.documents import Document, DocumentError, discover_files, load_document, sha256_of_file
 from index.embedding import Embedder
 from index.manifest import FORMAT_VERSION, DocumentRecord, Manifest
-from index.stores import DenseStore, LexicalStore, reciprocal_rank_fusion
+from index.stores import DenseStore, LexicalStore, convex_fusion, reciprocal_rank_fusion
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +176,11 @@ class HybridIndex:
         return list(self._snap.manifest.documents.values()) if self._snap.manifest else []
 
     def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid", candidates: int | None = None,
-               weights: tuple[float, float] = (1.0, 1.0), rrf_k: int = RRF_K) -> list[SearchHit]:
-        """Ranked chunks; hybrid fuses the dense and BM25 rankings of `candidates` each by reciprocal rank,
-        with `weights` = (dense, bm25)."""
+               weights: tuple[float, float] = (1.0, 1.0), rrf_k: int = RRF_K,
+               fusion: Literal["rrf", "convex"] = "rrf") -> list[SearchHit]:
+        """Ranked chunks. Hybrid fuses the dense and BM25 results (`candidates` each) with `weights` =
+        (dense, bm25): by reciprocal rank ("rrf"), or by a weighted sum of min-max normalised scores ("convex"),
+        which keeps how far ahead a result is, not only its place."""
         snap = self._snap
         if not snap.chunks or not query.strip():
             return []
@@ -197,7 +199,10 @@ class HybridIndex:
         elif mode == "bm25":
             order = [(int(i), float(s)) for i, s in zip(bm25_ids, bm25_scores)]
         else:
-            fused = reciprocal_rank_fusion([list(d_rank), list(b_rank)], k=rrf_k, weights=list(weights))
+            if fusion == "convex":
+                fused = convex_fusion([d_score, b_score], list(weights))
+            else:
+                fused = reciprocal_rank_fusion([list(d_rank), list(b_rank)], k=rrf_k, weights=list(weights))
             order = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
         hits = []
         for rank, (row, score) in enumerate(order[:k]):

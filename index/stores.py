@@ -112,3 +112,17 @@ def reciprocal_rank_fusion(rankings: list[list[int]], k: int = 60, weights: list
         for rank, row in enumerate(ranking):
             fused[row] = fused.get(row, 0.0) + weight / (k + rank + 1)
     return fused
+
+
+def convex_fusion(scores: list[dict[int, float]], weights: list[float]) -> dict[int, float]:
+    """Weighted sum of min-max normalised scores (Bruch et al., 2023): a result far ahead in one list keeps its
+    lead, where rank fusion would let items ranked moderately in both lists overtake it."""
+    fused: dict[int, float] = {}
+    for table, weight in zip(scores, weights):
+        if not table:
+            continue
+        lo, hi = min(table.values()), max(table.values())
+        span = (hi - lo) or 1.0
+        for row, value in table.items():
+            fused[row] = fused.get(row, 0.0) + weight * (value - lo) / span
+    return fused

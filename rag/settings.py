@@ -49,7 +49,7 @@ class AnswerSettings(BaseModel):
     max_question_chars: int = Field(1000, ge=20)
     max_sentences: int = Field(4, ge=1, le=12)
     # Calibrated on the dev split by `python -m rag.calibrate`; see README "Refusals".
-    refusal_threshold: float = 0.5
+    refusal_threshold: float = Field(0.45, ge=0, le=1, description="Refuse below this answerable probability.")
 
 
 class UISettings(BaseModel):
