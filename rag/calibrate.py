@@ -53,7 +53,7 @@ def main() -> None:
         pred = prob >= threshold
         correct_refusal = float(np.mean(~pred[y == 0]))
         false_refusal = float(np.mean(~pred[y == 1]))
-        print(f"LOO threshold {threshold:.1f}: correct refusals {correct_refusal:.2f}, false refusals {false_refusal:.2f}")
+        print(f"LOO threshold {threshold:.2f}: correct refusals {correct_refusal:.2f}, false refusals {false_refusal:.2f}")
     model.fit(Z, y)
     print("coefficients:", dict(zip(names, np.round(model.coef_[0], 3))), "intercept", round(float(model.intercept_[0]), 3))
     for r, p, x in zip(rows, model.predict_proba(Z)[:, 1], X):

@@ -52,7 +52,7 @@ class PassageRetriever:
         s = self.settings
         pool = max(k or 0, s.candidates)
         hits = self.index.search(query, k=pool, mode=s.mode, candidates=s.candidates,
-                                 weights=(s.dense_weight, s.bm25_weight), rrf_k=s.rrf_k)
+                                 weights=(s.dense_weight, s.bm25_weight), rrf_k=s.rrf_k, fusion=s.fusion)
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:k] if k else hits

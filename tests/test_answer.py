@@ -23,7 +23,7 @@ FACTS = [
      "signing a comprehensive economic protocol with Moscow in 1989"),
     ("What did Moscow announce after Israel's attack on Iran regarding uranium?", ["enriched uranium"],
      "Moscow announced that Russia was ready to supply Iran with enriched uranium"),
-    ("Who is Iran's former ambassador to Germany quoted in the essay?", ["Mousavian"],
+    ("Who is Iran's former ambassador to Germany?", ["Mousavian"],
      "Hossein Mousavian, Iran’s former ambassador to Germany"),
     ("What slogan did Iran's revolutionary government adopt?", ["Neither East nor West"],
      "with the slogan “Neither East nor West,”"),
@@ -86,8 +86,10 @@ def test_bad_inputs_get_specific_answers(essay_rag):
     assert empty.refused and "type a question" in empty.answer
     symbols = essay_rag.ask("?!?")
     assert symbols.refused and "type a question" in symbols.answer
-    long = essay_rag.ask("How many Russian-speaking Jews live in Israel? " + "please " * 400)
+    long = essay_rag.ask("How many Russian-speaking Jews live in Israel? "
+                         + "I need the number of Russian-speaking Jews in Israel for a report. " * 40)
     assert any("only the first" in n for n in long.notes) and "2 million" in long.answer
+    assert len(long.question) <= essay_rag.settings.answer.max_question_chars
     control = essay_rag.ask("How many Russian-speaking\x00 Jews live\x1b in Israel?\x07")
     assert "2 million" in control.answer and any("Control characters" in n for n in control.notes)
     french = essay_rag.ask("Pourquoi la Russie a-t-elle refusé une clause de défense mutuelle avec l'Iran ?")
