@@ -109,6 +109,7 @@ class HybridIndex:
         self.root = Path(config.dir).expanduser()
         self._embedder = embedder
         self._snap = _Snapshot(None, None, [], {}, None, None)
+        self._on_embedded: Callable[[int, int], None] | None = None
 
     # -- opening ---------------------------------------------------------------------------------------------
     @classmethod
@@ -224,12 +225,18 @@ class HybridIndex:
         return FileLock(str(self.root / ".lock"), timeout=600)
 
     def update(self, paths: Iterable[Path | str] | None = None, titles: dict[str, str] | None = None,
-               remove: Iterable[Path | str] = (), progress: bool = True) -> UpdateReport:
-        """Make the index match the files under its roots plus `paths`; embed only what changed."""
+               remove: Iterable[Path | str] = (), progress: bool = True,
+               on_embedded: Callable[[int, int], None] | None = None) -> UpdateReport:
+        """Make the index match the files under its roots plus `paths`; embed only what changed.
+        `progress` shows a terminal bar; `on_embedded(done, total)` reports the same to a caller (e.g. a UI)."""
         started = time.perf_counter()
         with self._lock():
             self.refresh()
-            report = self._update_locked(list(paths or []), titles or {}, list(remove), progress)
+            self._on_embedded = on_embedded
+            try:
+                report = self._update_locked(list(paths or []), titles or {}, list(remove), progress)
+            finally:
+                self._on_embedded = None
         report.seconds = time.perf_counter() - started
         return report
 
@@ -337,8 +344,13 @@ class HybridIndex:
         vectors_new = np.zeros((0, dim), dtype=np.float32)
         if to_embed:
             with tqdm(total=len(to_embed), desc="Embedding chunks", unit="chunk", disable=not progress) as bar:
+                def on_batch(n: int) -> None:
+                    bar.update(n)
+                    if self._on_embedded:
+                        self._on_embedded(bar.n, len(to_embed))
+
                 vectors_new = self.embedder.embed([embedding_text(c, self.config.embed_headings) for c in to_embed],
-                                                  on_batch=bar.update)
+                                                  on_batch=on_batch)
             report.chunks_embedded = len(to_embed)
         new_rows = {}
         offset = 0

@@ -28,7 +28,14 @@ class Validated:
 
 
 def looks_like_refusal(text: str) -> bool:
-    return bool(_REFUSAL.search(text))
+    return bool(_REFUSAL.search(MARKER.sub("", text)))
+
+
+def is_refusal_answer(text: str) -> bool:
+    """The whole answer declines (short, or opens by declining), rather than mentioning a gap in passing."""
+    body = MARKER.sub("", text).strip()
+    match = _REFUSAL.search(body)
+    return bool(match) and (len(body) < 160 or match.start() < 40)
 
 
 def support(sentence: str, passage_text: str) -> float:

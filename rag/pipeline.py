@@ -74,14 +74,15 @@ class RAG:
             index.update([default_corpus_path()], titles=default_titles(), progress=False)
         return cls(settings, index, embedder)
 
-    def with_settings(self, settings: Settings) -> "RAG":
+    def with_settings(self, settings: Settings, build_if_missing: bool = True) -> "RAG":
         """Another configuration (backend, k, index) that reuses the loaded embedding model and, if the index
-        settings are unchanged, the open index."""
+        settings are unchanged, the open index. `build_if_missing=False` leaves a new index empty (for a
+        document set of the user's own) instead of seeding it with the bundled essay."""
         if settings.index.embedding_model != self.settings.index.embedding_model:
-            return RAG.from_settings(settings)
+            return RAG.from_settings(settings, build_if_missing=build_if_missing)
         if settings.index == self.settings.index:
             return RAG(settings, self.index, self.embedder)
-        return RAG.from_settings(settings, embedder=self.embedder)
+        return RAG.from_settings(settings, embedder=self.embedder, build_if_missing=build_if_missing)
 
     @property
     def backend(self) -> str:
@@ -178,7 +179,7 @@ class RAG:
                                     checked.notes)
 
     def _stream_llm(self, question, standalone, passages, evidence, answerer, timings, t0, t1, notes):
-        from rag.citations import looks_like_refusal, validate
+        from rag.citations import is_refusal_answer, validate
 
         generator = self._llm()
         parts: list[str] = []
@@ -189,11 +190,11 @@ class RAG:
         result = validate(raw, passages)
         timings.update(generate=_ms(time.perf_counter() - t1))
         backend = self.backend
-        if result.citations:
-            answer = Answer(question, result.text, False, backend, result.citations, passages, timings, standalone,
-                            result.validation, notes)
-        elif looks_like_refusal(raw):
+        if is_refusal_answer(raw):
             answer = Answer(question, REFUSAL_TEXT, True, backend, [], passages, timings, standalone,
+                            result.validation, notes)
+        elif result.citations:
+            answer = Answer(question, result.text, False, backend, result.citations, passages, timings, standalone,
                             result.validation, notes)
         else:
             chosen = answerer.select(evidence)
@@ -212,10 +213,21 @@ class RAG:
 
     # -- documents --------------------------------------------------------------------------------------------
     def add_files(self, paths: list[Path], progress: Callable[[float, str], None] | None = None) -> UpdateReport:
-        """Index more files (or re-sync changed ones); the loaded index is updated in place."""
+        """Index more files (or re-sync changed ones); the loaded index is updated in place. An uploaded copy
+        that cannot be indexed is deleted, so it does not fail again on every later update."""
         if progress:
-            progress(0.0, f"Indexing {len(paths)} file(s)…")
-        report = self.index.update(paths, progress=False)
+            progress(0.0, f"Reading {len(paths)} file(s)…")
+
+        def on_embedded(done: int, total: int) -> None:
+            if progress:
+                progress(0.05 + 0.9 * done / max(total, 1), f"Embedding chunks: {done}/{total}")
+
+        report = self.index.update(paths, progress=False, on_embedded=on_embedded)
+        uploads = (Path(self.settings.index.dir).expanduser() / "uploads").resolve()
+        for error in report.errors:
+            bad = Path(error.path).resolve()
+            if bad.parent == uploads and bad.is_file():
+                bad.unlink()
         if progress:
             progress(1.0, report.summary())
         return report

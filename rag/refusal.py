@@ -39,5 +39,5 @@ class RefusalModel:
         path.write_text(json.dumps(self.__dict__, indent=2) + "\n", encoding="utf-8")
 
 
-REFUSAL_TEXT = ("The document does not say. The closest passages (listed below) do not answer this question, "
-                "so I won't guess.")
+REFUSAL_TEXT = ("The document does not say. The closest passages retrieved (shown with this answer) do not "
+                "answer this question, so I won't guess.")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 import pysbd
+
+_local = threading.local()
 
 
 @dataclass(frozen=True)
@@ -16,9 +18,13 @@ class Sentence:
     text: str
 
 
-@lru_cache(maxsize=1)
 def _segmenter() -> pysbd.Segmenter:
-    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+    """One per thread: a Segmenter keeps the text it is working on in itself, so sharing one across threads
+    mixes up concurrent requests' sentences."""
+    seg = getattr(_local, "segmenter", None)
+    if seg is None:
+        seg = _local.segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    return seg
 
 
 def split_sentences(text: str, offset: int = 0, source: str = "") -> list[Sentence]:

@@ -1,0 +1,412 @@
+"""The chat UI in a real browser: real RAG (embedding model + FAISS/BM25 index), real Gradio server, headless
+Chromium driven by Playwright.
+
+Screenshots land in test-artifacts/ (git-ignored): first open, an answer with citations, after an upload.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from ui_support import chromium, make_settings, screenshot, serve
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+BOT = "#chat [data-testid='bot']"
+USER = "#chat [data-testid='user']"
+Q_DEFENSE = "Why did Russia avoid a mutual defense clause with Iran?"
+
+
+# -- fixtures -------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ui_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("ui-browser")
+
+
+@pytest.fixture(scope="module")
+def ui_settings(ui_root):
+    return make_settings(ui_root)
+
+
+@pytest.fixture(scope="module")
+def ui_rag(ui_settings):
+    from rag import RAG
+
+    return RAG.from_settings(ui_settings)  # builds the bundled essay into the empty tmp index
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def app_url(ui_settings, ui_rag, browser):
+    from ui.app import build_app
+
+    with serve(build_app(ui_settings, ui_rag), ui_settings) as url:
+        yield url
+
+
+def open_page(browser, url: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    # A Gradio page never goes network-idle (it keeps a connection open): wait for the element instead.
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("#question textarea")
+    return context, page
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context, page = open_page(browser, app_url)
+    yield page
+    context.close()
+
+
+# -- helpers --------------------------------------------------------------------------------------------------------
+def ask(page, question: str, timeout_ms: int = 120_000):
+    """Type `question`, press Ask, and wait until the streamed answer is finished (the cursor is gone)."""
+    before = page.locator(BOT).count()
+    page.fill("#question textarea", question)
+    page.click("#ask")
+    page.wait_for_function(
+        """([sel, n]) => { const m = document.querySelectorAll(sel);
+               return m.length > n && !m[m.length - 1].innerText.includes('▌'); }""",
+        arg=[BOT, before], timeout=timeout_ms)
+    return page.locator(BOT).last
+
+
+def record_stream(page) -> None:
+    """Remember every text the last bot message shows, to prove the answer arrives in pieces."""
+    page.evaluate("""() => { window.__seen = [];
+        new MutationObserver(() => { const m = document.querySelectorAll("#chat [data-testid='bot']");
+            if (m.length) window.__seen.push(m[m.length - 1].innerText); })
+          .observe(document.querySelector('#chat'), {subtree: true, childList: true, characterData: true}); }""")
+
+
+def settle(page) -> None:
+    """Wait until no Gradio event is pending (every status tracker hidden), e.g. before a screenshot."""
+    page.wait_for_function("""() => ![...document.querySelectorAll('[data-testid=status-tracker]')]
+                                   .some(e => !e.classList.contains('hide'))""")
+    page.wait_for_timeout(300)
+
+
+def no_traceback(page) -> None:
+    body = page.locator("body").inner_text()
+    assert "Traceback" not in body and 'File "' not in body
+
+
+# -- tests ----------------------------------------------------------------------------------------------------------
+def test_first_open_offers_examples_and_shows_backend(page):
+    examples = page.locator("#chat button.example")
+    examples.first.wait_for()
+    texts = examples.all_inner_texts()
+    assert any("mutual defense clause" in t for t in texts) and len(texts) >= 4
+    status = page.locator("#status-line").inner_text()
+    assert "Generator:" in status and "extractive" in status and "default index" in status.lower()
+    assert "highlighted" in page.locator("#sources").inner_text()
+    settle(page)
+    screenshot(page, "01-first-open.png")
+
+
+def test_streamed_answer_links_citations_to_highlighted_sources(page):
+    record_stream(page)
+    answer = ask(page, Q_DEFENSE)
+    text = answer.inner_text()
+    assert "dragged" in text or "regional wars" in text
+    # It streamed: the message grew through several partial texts with the cursor before the final one.
+    seen = page.evaluate("window.__seen")
+    partial = {s for s in seen if "▌" in s and len(s.strip()) > 2}
+    assert len(partial) >= 3, seen[:10]
+
+    # Markers are links into the sources panel, which shows the cited passage with the sentence highlighted.
+    links = answer.locator("a[href^='#src-0-']")
+    assert links.count() >= 1 and re.fullmatch(r"\[\d+\]", links.first.inner_text())
+    target = None
+    for i in range(links.count()):  # the citation whose highlighted sentence states the fact
+        href = links.nth(i).get_attribute("href")
+        marks = page.locator(f"#sources {href} mark").all_inner_texts()
+        if any("dragged" in m for m in marks):
+            target, link = href, links.nth(i)
+            break
+    assert target, "no cited passage highlights the sentence with the answer"
+    assert "dragged" in (link.get_attribute("title") or "")  # hover preview
+    card = page.locator(f"#sources {target}")
+    assert "No Mutual Defense Clause" in card.inner_text()  # section heading
+    assert re.search(r"characters [\d,]+–[\d,]+", card.inner_text())
+    assert "Other retrieved passages" in page.locator("#sources details summary").inner_text()
+    assert not page.locator("#sources details").evaluate("d => d.open")  # uncited ones stay secondary
+    settle(page)
+    screenshot(page, "02-answer-with-citations.png")
+
+    link.click()
+    page.wait_for_function("h => location.hash === h", arg=target)
+    box = card.bounding_box()
+    assert box is not None and 0 <= box["y"] < page.viewport_size["height"]
+    no_traceback(page)
+    screenshot(page, "02b-citation-clicked.png")
+
+
+def test_example_click_asks_it(page):
+    page.locator("#chat button.example", has_text="Russian-speaking Jews").click()
+    page.wait_for_function("""sel => { const m = document.querySelectorAll(sel);
+        return m.length === 1 && !m[0].innerText.includes('▌'); }""", arg=BOT)
+    assert "2 million" in page.locator(BOT).last.inner_text()
+    assert page.locator("#sources [id^='src-0-'] mark").count() >= 1
+
+
+def test_follow_up_uses_the_conversation_and_new_chat_clears_it(page):
+    ask(page, Q_DEFENSE)
+    follow = ask(page, "Why did Moscow refuse?")
+    assert follow.locator("a[href^='#src-1-']").count() >= 1
+    assert follow.locator(".note-refusal").count() == 0
+    assert "dragged" in follow.inner_text() or "regional" in follow.inner_text()
+    panel = page.locator("#sources").inner_text()
+    assert "Sources for answer 2" in panel
+    assert "searched as" in panel and "mutual defense" in panel  # the follow-up was resolved with the history
+
+    # Clicking the first answer brings its sources back.
+    page.locator(BOT).first.click()
+    page.wait_for_function("() => document.querySelector('#sources').innerText.includes('Sources for answer 1')")
+    assert page.locator("#sources [id^='src-0-'] mark").count() >= 1
+
+    page.click("#new-chat")
+    page.wait_for_function("sel => document.querySelectorAll(sel).length === 0", arg=BOT)
+    assert page.locator(USER).count() == 0
+    page.locator("#chat button.example").first.wait_for()
+    assert "Ask a question and the passages" in page.locator("#sources").inner_text()
+    # The new conversation does not inherit the old one.
+    fresh = ask(page, "What is the population of Iran?")
+    assert fresh.locator(".note-refusal").count() == 1
+
+
+def test_each_browser_session_has_its_own_conversation(browser, app_url, page):
+    ask(page, Q_DEFENSE)
+    other_context, other = open_page(browser, app_url)
+    try:
+        assert other.locator(BOT).count() == 0 and other.locator("#chat button.example").count() >= 4
+        ask(other, "Why did Moscow refuse?")
+        panel = other.locator("#sources").inner_text()
+        # This session has no history, so the question is searched as typed (not joined to the other's).
+        assert "Sources for answer 1" in panel or "Not answered" in other.locator(BOT).last.inner_text()
+        assert "searched as" not in panel
+    finally:
+        other_context.close()
+    assert page.locator(BOT).count() == 1
+
+def test_unanswerable_question_is_shown_as_a_refusal(page):
+    answer = ask(page, "What is the population of Iran?")
+    assert answer.locator(".note-refusal").count() == 1
+    assert "Not answered" in answer.inner_text()
+    assert answer.locator("a[href^='#src-']").count() == 0
+    assert page.locator("#sources .refused").count() == 1
+    assert page.locator("#sources details").evaluate("d => d.open")  # the closest passages, for checking
+
+
+def test_empty_question_gets_a_hint_not_an_error(page):
+    page.click("#ask")
+    page.wait_for_selector(f"{BOT} .note-hint")
+    assert "Type a question" in page.locator(BOT).last.inner_text()
+    assert page.locator(USER).count() == 0
+
+
+def _open_uploads(page) -> None:
+    page.get_by_text("Add your own documents").click()
+    page.locator("#upload-files input[type=file]").wait_for(state="attached")
+
+
+def _add_files(page, paths, new_set: str | None = None) -> str:
+    page.locator("#upload-files input[type=file]").set_input_files([str(p) for p in paths])
+    # Wait until every chosen file is uploaded (listed; the name and extension are separate elements).
+    for p in paths:
+        page.locator("#upload-files").get_by_text(p.stem, exact=True).first.wait_for()
+    if new_set is not None:
+        page.locator("#upload-target").get_by_text("A new document set").click()
+        page.fill("#new-set-name textarea, #new-set-name input", new_set)
+    else:
+        page.locator("#upload-target").get_by_text("The current document set").click()
+    previous = page.locator("#upload-status").inner_text()
+    page.click("#add-files")
+    # While indexing, the status shows Gradio's progress tracker; wait for the final report instead.
+    page.wait_for_function(
+        """prev => { const e = document.querySelector('#upload-status'); const t = e ? e.innerText : '';
+                     return t !== prev && /(Added|Not added|Already in|upload failed)/.test(t)
+                            && !e.querySelector('.progress-text, .eta-bar'); }""",
+        arg=previous, timeout=120_000)
+    return page.locator("#upload-status").inner_text()
+
+
+def test_upload_into_a_new_set_then_ask_about_it(page, tmp_path):
+    doc = tmp_path / "Zorbian Lighthouse.txt"
+    doc.write_text("The Zorbian Lighthouse\n\nThe Zorbian lighthouse was built in 1873 by engineer Malia Terrow. "
+                   "It stands on the northern cape and its lamp can be seen for twenty nautical miles.\n",
+                   encoding="utf-8")
+    _open_uploads(page)
+    status = _add_files(page, [doc], new_set="Lighthouse notes")
+    assert "Added" in status and "Zorbian_Lighthouse.txt" in status  # stored under a sanitised name
+    page.wait_for_function("() => document.querySelector('#status-line').innerText.includes('lighthouse-notes')")
+    assert "1 document" in page.locator("#status-line").inner_text()
+    settle(page)
+    assert page.locator("#chat button.example").count() == 0  # essay examples make no sense for this set
+    screenshot(page, "03-after-upload.png")
+
+    answer = ask(page, "When was the Zorbian lighthouse built?")
+    assert "1873" in answer.inner_text()
+    cards = page.locator("#sources .card:not(.other)")
+    assert any("Zorbian_Lighthouse.txt" in t for t in cards.all_inner_texts())
+    assert any("1873" in t for t in page.locator("#sources mark").all_inner_texts())
+
+    # A second file into the current (new) set; both are listed.
+    keeper = tmp_path / "keeper.md"
+    keeper.write_text("# Keepers\n\nThe first keeper of the Zorbian lighthouse was Ilsa Brandt.\n", encoding="utf-8")
+    status = _add_files(page, [keeper])
+    assert "Added" in status and "keeper.md" in status
+    page.wait_for_function("() => document.querySelector('#status-line').innerText.includes('2 documents')")
+    answer = ask(page, "Who was the first keeper of the Zorbian lighthouse?")
+    assert "Ilsa Brandt" in answer.inner_text()
+    no_traceback(page)
+    settle(page)
+    screenshot(page, "04-answer-from-upload.png")
+
+
+def test_bad_uploads_get_clear_messages(page, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    program = tmp_path / "setup.exe"
+    program.write_bytes(b"MZ\x90\x00binary")
+    _open_uploads(page)
+    status = _add_files(page, [empty, program], new_set="junk")
+    assert "Not added" in status
+    assert "empty.txt" in status and "empty" in status.split("empty.txt", 1)[1]
+    assert "setup.exe" in status and "unsupported file type" in status
+    assert "was not created" in status
+    no_traceback(page)
+    # The session stays on the default index, and the failed set is not offered.
+    assert "default index" in page.locator("#status-line").inner_text().lower()
+    settle(page)
+    screenshot(page, "05-bad-upload.png")
+
+
+def test_oversized_upload_is_refused_with_a_message(browser, ui_root, ui_rag, tmp_path):
+    """ui.max_upload_mb reaches the server's upload limit: a too-big file is refused before it is stored."""
+    from ui.app import build_app
+
+    settings = make_settings(ui_root, ui={"max_upload_mb": 0.001})  # 1,000 bytes
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 2000, encoding="utf-8")
+    with serve(build_app(settings, ui_rag.with_settings(settings)), settings) as url:
+        context, page = open_page(browser, url)
+        try:
+            _open_uploads(page)
+            page.locator("#upload-files input[type=file]").set_input_files([str(big)])
+            page.get_by_text("exceed the maximum allowed size").first.wait_for()
+            assert "big.txt" in page.locator("body").inner_text()
+            assert not (ui_root / "index" / "uploads" / "big.txt").exists()
+        finally:
+            context.close()
+
+def test_unreachable_llm_backend_is_a_message_in_the_chat(browser, ui_root, ui_rag):
+    from ui.app import build_app
+
+    settings = make_settings(ui_root, llm={"backend": "openai-compatible", "base_url": "http://127.0.0.1:9/v1",
+                                           "timeout_s": 5})
+    with serve(build_app(settings, ui_rag.with_settings(settings)), settings) as url:
+        context, page = open_page(browser, url)
+        try:
+            assert "openai-compatible" in page.locator("#status-line").inner_text()
+            answer = ask(page, Q_DEFENSE)
+            text = answer.inner_text()
+            assert "Could not answer" in text and "openai-compatible" in text and "Extractive" in text
+            no_traceback(page)
+
+            # Switching the generator in Settings answers without the LLM.
+            page.get_by_text("Settings: documents, generator, retrieval").click()
+            page.locator("#generator").get_by_text("Extractive").click()
+            page.wait_for_function("() => document.querySelector('#status-line').innerText.includes('extractive')")
+            answer = ask(page, Q_DEFENSE)
+            assert "dragged" in answer.inner_text()
+        finally:
+            context.close()
+
+
+
+
+def _tiny_chat_model(folder):
+    """A one-layer Llama with random weights and a 12-word vocabulary: a real transformers chat model that
+    streams tokens in milliseconds (what it says is nonsense, which is the point: validation must catch it)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = ["<unk>", "<s>", "</s>", "<pad>", "Russia", "Iran", "clause", "the", "[1]", "defense", "wars", "."]
+    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>")
+    fast.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                          "{% if add_generation_prompt %}assistant:{% endif %}")
+    config = LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=8192,
+                         bos_token_id=1, eos_token_id=2, pad_token_id=3)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = 99  # never stop early, so there are tokens to stream
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def test_llm_tokens_stream_then_the_validated_answer_replaces_them(browser, ui_root, ui_rag, tmp_path):
+    """A real (tiny, random) transformers model behind the `hf` backend: its tokens stream into the chat, then the
+    final answer from validation replaces them; here the extractive fallback, with a visible note."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("langchain_huggingface")
+    from ui.app import build_app
+
+    folder = _tiny_chat_model(tmp_path / "tiny-llama")
+    settings = make_settings(ui_root, llm={"backend": "hf", "model": str(folder), "max_tokens": 16})
+    with serve(build_app(settings, ui_rag.with_settings(settings)), settings) as url:
+        context, page = open_page(browser, url)
+        try:
+            assert "hf:" in page.locator("#status-line").inner_text()
+            record_stream(page)
+            answer = ask(page, Q_DEFENSE)
+            seen = [t for t in page.evaluate("window.__seen") if "▌" in t and len(t.strip()) > 2]
+            assert seen, "no partial answer was shown while the model generated"
+            final = answer.inner_text()
+            assert "▌" not in final
+            footer = page.locator("#sources .footer").inner_text()
+            if "fallback" in footer:  # random weights rarely cite validly
+                assert "dragged" in final and "no valid citation" in final
+                assert answer.locator("a[href^='#src-0-']").count() >= 1
+            else:
+                assert answer.locator("a[href^='#src-0-'], .note-refusal").count() >= 1
+            no_traceback(page)
+            settle(page)
+            screenshot(page, "06-llm-answer.png")
+        finally:
+            context.close()
+
+
+def test_evaluation_tab_runs_the_bundled_set_with_progress_and_shows_failures(page):
+    page.get_by_role("tab", name="Evaluation").click()
+    page.locator("#run-eval").wait_for()
+    page.get_by_label("test").check()
+    page.click("#run-eval")
+    page.wait_for_function("() => (document.querySelector('#eval-summary')?.innerText || '').includes('questions')",
+                           timeout=300_000)
+    summary = page.locator("#eval-summary").inner_text()
+    assert "45 questions" in summary and "key-term accuracy" in summary
+    table = page.locator("#eval-table").inner_text()
+    assert "Key-term accuracy" in table and "Citation precision" in table and "≥ 0.85" in table
+    failures = page.locator("#eval-failures").inner_text()
+    assert "Why it fails" in failures
+    no_traceback(page)
+    settle(page)
+    screenshot(page, "07-evaluation-tab.png")
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#question textarea").wait_for()

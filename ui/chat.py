@@ -1,0 +1,109 @@
+"""One browser session's conversation, and the streaming handler that answers a question in it.
+
+The chat shows rendered messages (linked markers, refusal notes); the pipeline needs the plain conversation, so
+the session keeps both. Nothing here raises into Gradio: every failure becomes a readable message in the chat.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from rag import Answer, BackendError, DocumentError, RagError
+from ui import render
+from ui.engines import ChatConfig, Engines
+
+log = logging.getLogger(__name__)
+
+ESSAY_FILE = "russia-iran-essay.txt"  # the bundled essay the examples are about
+EXAMPLES = [
+    "Why did Russia avoid a mutual defense clause with Iran?",
+    "What did Zarif say about enrichment during the JCPOA talks?",
+    "How many Russian-speaking Jews live in Israel?",
+    "What is the ‘Look to the East’ policy?",
+]
+
+
+@dataclass
+class Session:
+    """Per-session state (held in gr.State, so each browser tab has its own)."""
+
+    messages: list[dict] = field(default_factory=list)       # what the Chatbot shows
+    message_turns: list[int | None] = field(default_factory=list)  # answer index behind each shown message
+    history: list[dict] = field(default_factory=list)        # plain {"role", "content"} turns for the pipeline
+    answers: list[Answer] = field(default_factory=list)
+
+    def add(self, role: str, content: str, turn: int | None) -> None:
+        self.messages.append({"role": role, "content": content})
+        self.message_turns.append(turn)
+
+
+Update = tuple[list[dict], str, str, Session]  # chat messages, sources panel, question box, session
+
+
+def friendly_error(exc: BaseException) -> str:
+    """A message a user can act on, never a traceback."""
+    if isinstance(exc, BackendError):
+        return f"{exc}\nTip: switch the generator to “Extractive” under Settings to answer without the LLM."
+    if isinstance(exc, (RagError, DocumentError)):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return f"The index could not be read ({exc}). Rebuild it with `rag index` or pick another document set."
+    return f"Something went wrong while answering ({type(exc).__name__}: {exc}). Please try again."
+
+
+def respond(engines: Engines, question: str, session: Session, config: ChatConfig) -> Iterator[Update]:
+    """Stream the answer to `question` into the chat, then show its sources."""
+    question = (question or "").strip()
+    if not question:
+        session.add("assistant", render.hint_message("Type a question about the documents first, or pick one of "
+                                                     "the examples."), None)
+        yield session.messages, render.message_panel("Sources", "Ask a question to see its sources."), "", session
+        return
+    turn = len(session.answers)
+    session.add("user", render.md_escape(question), turn)
+    session.add("assistant", render.streaming_message("", turn), turn)
+    yield session.messages, render.searching_panel(question), "", session
+
+    answer: Answer | None = None
+    partial = ""
+    try:
+        rag = engines.rag(config)
+        for event in rag.stream(question, list(session.history)):
+            if event.kind == "passages":
+                yield session.messages, render.searching_panel(question, event.passages), "", session
+            elif event.kind == "token":
+                partial += event.text
+                session.messages[-1]["content"] = render.streaming_message(partial, turn)
+                yield session.messages, gr.skip(), "", session
+            elif event.kind == "answer":
+                answer = event.answer
+        if answer is None:
+            raise RagError("The pipeline finished without an answer.")
+    except Exception as exc:  # every failure becomes a message in the chat
+        if not isinstance(exc, (RagError, DocumentError)):
+            log.exception("Answering %r failed", question)
+        session.messages[-1]["content"] = render.error_message(friendly_error(exc))
+        session.message_turns[-2:] = [None, None]
+        yield session.messages, render.message_panel("Sources", "No sources: the question could not be answered."), \
+            "", session
+        return
+
+    session.answers.append(answer)
+    session.history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+    session.messages[-1]["content"] = render.answer_message(answer, turn)
+    yield session.messages, render.sources_panel(answer, turn, turn + 1), "", session
+
+
+def sources_for_message(session: Session, index: int | None) -> str | None:
+    """The sources panel of the answer behind chat message `index` (None when it has none)."""
+    if index is None or not 0 <= index < len(session.message_turns):
+        return None
+    turn = session.message_turns[index]
+    if turn is None or turn >= len(session.answers):
+        return None
+    return render.sources_panel(session.answers[turn], turn, turn + 1)
+

@@ -1,0 +1,42 @@
+"""`rag chat`: serve the web UI. Registered through the "rag.commands" entry-point group (chat = "ui.cli:register")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from rag import Settings
+
+
+def register(app: typer.Typer, load: Callable[[], "Settings"]) -> None:
+    """Add the `chat` command to the `rag` Typer app; `load()` returns the settings (TOML + environment)."""
+
+    @app.command("chat")
+    def chat(
+        host: Annotated[Optional[str], typer.Option("--host", help="Interface to bind (default: ui.host, "
+                                                    "127.0.0.1).")] = None,
+        port: Annotated[Optional[int], typer.Option("--port", help="Port (default: ui.port, 7860).")] = None,
+        share: Annotated[Optional[bool], typer.Option("--share/--no-share", help="Also open a public Gradio link "
+                                                      "(default: ui.share, off). Set ui.auth first.")] = None,
+    ) -> None:
+        """Chat with the documents in the browser: streamed answers, highlighted sources, uploads."""
+        from rich.console import Console
+        from rich.markup import escape
+
+        err = Console(stderr=True)
+        settings = load()
+        try:
+            from rag import ModelLoadError, RagError
+            from ui.app import launch
+
+            launch(settings, host=host, port=port, share=share)
+        except (RagError, ModelLoadError) as exc:
+            err.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2)
+        except OSError as exc:  # e.g. the port is taken
+            err.print(f"[red]Error:[/red] cannot start the server: {escape(str(exc))}. Try another --port.",
+                      highlight=False)
+            raise typer.Exit(2)

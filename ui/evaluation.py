@@ -1,0 +1,109 @@
+"""The Evaluation tab: run the bundled question set on the current settings, with a progress bar, and show the
+metric table and the failing questions, so a user can see how far to trust the answers before relying on them.
+
+It drives the `eval` package's public API (question sets, runner, metric table, HTML report); like the rest of
+`ui`, it reaches the pipeline only through `rag`'s public API (via the shared `Engines`).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from ui.engines import ChatConfig, Engines
+
+SPLITS = ["test", "dev", "all"]
+_MARKER = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
+
+
+def _fmt(value, kind: str) -> str:
+    if value is None:
+        return "–"
+    if kind == "ms":
+        return f"{value:,.0f} ms"
+    if kind == "chars":
+        return f"{value:,.0f} chars"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def metric_rows(run, group: str) -> list[list[str]]:
+    from eval.metrics import metrics_table
+
+    rows = []
+    for row in metrics_table(run):
+        value = row["values"].get(group)
+        met = row["met"].get(group)
+        mark = "" if met is None else ("✓ met" if met else "✗ missed")
+        rows.append([row["section"], row["label"], _fmt(value, row.get("kind", "")), row["target"] or "", mark])
+    return rows
+
+
+def failure_rows(run, limit: int = 200) -> list[list[str]]:
+    rows = []
+    for r in run.failures()[:limit]:
+        answer = _MARKER.sub("", r.get("answer") or "").strip()
+        rows.append([r["id"], r["type"], r["question"], answer[:400], "; ".join(r.get("failure_reasons", []))])
+    return rows
+
+
+def run_evaluation(engines: Engines, config: ChatConfig, split: str, progress=None):
+    """Ask every question of the split with the chat's current settings; returns (summary, metrics, failures,
+    report path). Raises RagError-style exceptions with readable messages for the caller to show."""
+    from eval.dataset import load_questions
+    from eval.report import write_html
+    from eval.runner import run_eval
+
+    rag = engines.rag(config)
+    sources = [d.source for d in rag.documents()]
+    if not any(s.replace("\\", "/").endswith("/russia-iran-essay.txt") for s in sources):
+        raise ValueError("The bundled questions are about the Russia–Iran essay, which this document set does not "
+                         "hold. Choose the default index in Settings first.")
+    questions = load_questions(split=split)
+
+    def on_progress(done: int, total: int, record) -> None:
+        if progress is not None:
+            progress((done, total), desc=f"Question {done} of {total}")
+
+    run = run_eval(rag, questions, progress=on_progress)
+    group = split if split in run.metrics["groups"] else "all"
+    m = run.metrics["groups"][group]
+    report = Path(tempfile.mkdtemp(prefix="rag-eval-")) / f"eval-{split}.html"
+    write_html(run, report)
+    summary = (f"**{m['n']} questions** ({m['n_answerable']} answerable) on the **{split}** split with "
+               f"`{rag.backend}`: key-term accuracy **{_fmt(m.get('key_accuracy'), '')}**, citation precision "
+               f"**{_fmt(m.get('citation_precision'), '')}**, correct refusals "
+               f"**{_fmt(m.get('correct_refusal_rate'), '')}**, false refusals "
+               f"**{_fmt(m.get('false_refusal_rate'), '')}**; {len(run.failures())} failing.")
+    return summary, metric_rows(run, group), failure_rows(run), str(report)
+
+
+def build_eval_tab(engines: Engines, config: gr.State, guarded, concurrency_id: str) -> None:
+    """Lay out the tab inside the current Blocks context and wire its button."""
+    gr.Markdown("Run the bundled evaluation set (questions about the essay, with the expected evidence) against "
+                "the settings chosen in the Chat tab. Targets are defined for the **test** split; see "
+                "eval/METRICS.md for how each number is computed.")
+    with gr.Row(equal_height=True):
+        split = gr.Radio(SPLITS, value="test", label="Question split", elem_id="eval-split", scale=3)
+        run = gr.Button("Run evaluation", variant="primary", elem_id="run-eval", scale=1)
+    summary = gr.Markdown(elem_id="eval-summary")
+    table = gr.Dataframe(headers=["Section", "Metric", "Value", "Target", ""], interactive=False,
+                         elem_id="eval-table", wrap=True)
+    gr.Markdown("### Failing questions")
+    failures = gr.Dataframe(headers=["Id", "Type", "Question", "Answer", "Why it fails"], interactive=False,
+                            elem_id="eval-failures", wrap=True)
+    report = gr.File(label="Full HTML report (answers, citations, expected evidence)", elem_id="eval-report")
+
+    @guarded(4)
+    def on_run(split_value: str, cfg: ChatConfig, progress=gr.Progress()):
+        try:
+            return run_evaluation(engines, cfg, split_value, progress)
+        except ValueError as exc:
+            return f"**Cannot evaluate:** {exc}", [], [], None
+
+    run.click(on_run, [split, config], [summary, table, failures, report], api_visibility="private",
+              concurrency_id=concurrency_id)
