@@ -32,10 +32,16 @@ def looks_like_refusal(text: str) -> bool:
 
 
 def is_refusal_answer(text: str) -> bool:
-    """The whole answer declines (short, or opens by declining), rather than mentioning a gap in passing."""
-    body = MARKER.sub("", text).strip()
-    match = _REFUSAL.search(body)
-    return bool(match) and (len(body) < 160 or match.start() < 40)
+    """Every sentence with content declines; an answer that also states facts is an answer, not a refusal."""
+    sentences = [MARKER.sub("", s.text).strip() for s in split_sentences(text)]
+    content = [s for s in sentences if re.search(r"[A-Za-z]", s)]
+    return bool(content) and all(looks_like_refusal(s) for s in content)
+
+
+def _markers_inside(text: str) -> str:
+    """Move citation markers that follow a sentence's full stop in front of it ("Iran. [1]" -> "Iran [1]."), so
+    a sentence splitter keeps each marker with the sentence it belongs to."""
+    return re.sub(r"([.!?])(\s*)((?:\[\d+\])+)", r" \3\1", text)
 
 
 def support(sentence: str, passage_text: str) -> float:
@@ -59,7 +65,7 @@ def validate(text: str, passages: list[Passage]) -> Validated:
     cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", MARKER.sub(fix, text)).strip()
     cleaned = re.sub(r" {2,}", " ", cleaned)
     highlights: dict[int, list[tuple[int, int]]] = {}
-    for sentence in split_sentences(cleaned):
+    for sentence in split_sentences(_markers_inside(cleaned)):
         cited = [int(n) for n in re.findall(r"\[(\d+)\]", sentence.text)]
         body = MARKER.sub("", sentence.text).strip()
         if not cited:
