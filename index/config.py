@@ -36,7 +36,7 @@ class IndexConfig(BaseModel):
     ann_threshold: int = Field(20_000, ge=1, description="With index_type=auto, use HNSW from this many chunks.")
     hnsw_m: int = Field(32, ge=4)
     hnsw_ef_construction: int = Field(100, ge=8)
-    hnsw_ef_search: int = Field(128, ge=8)
+    hnsw_ef_search: int = Field(256, ge=8)
     batch_size: int = Field(32, ge=1, description="Chunks per embedding batch.")
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped with a message.")
 
