@@ -2,7 +2,7 @@
 
 from index.chunking import Chunk, Chunker
 from index.config import DEFAULT_MODEL, IndexConfig, default_index_dir
-from index.corpus import ESSAY_TITLE, default_corpus_path, default_titles
+from index.corpus import ESSAY_TITLE, default_corpus_path, default_titles, stale_bundled_copies
 from index.documents import SUPPORTED_SUFFIXES, Document, DocumentError, load_document
 from index.embedding import Embedder, ModelLoadError
 from index.hybrid import HybridIndex, IndexInfo, IndexMismatchError, SearchHit, SearchMode, UpdateReport
@@ -10,7 +10,7 @@ from index.manifest import FORMAT_VERSION, DocumentRecord, Manifest
 
 __all__ = [
     "Chunk", "Chunker", "DEFAULT_MODEL", "IndexConfig", "default_index_dir", "ESSAY_TITLE", "default_corpus_path",
-    "default_titles", "SUPPORTED_SUFFIXES", "Document", "DocumentError", "load_document", "Embedder",
+    "default_titles", "stale_bundled_copies", "SUPPORTED_SUFFIXES", "Document", "DocumentError", "load_document", "Embedder",
     "ModelLoadError", "HybridIndex", "IndexInfo", "IndexMismatchError", "SearchHit", "SearchMode", "UpdateReport",
     "FORMAT_VERSION", "DocumentRecord", "Manifest",
 ]

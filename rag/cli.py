@@ -78,7 +78,7 @@ def index_cmd(
     """Build or update the index: only new and changed files are embedded; deleted files leave it."""
     if info:
         return info_cmd()
-    from index import HybridIndex, ModelLoadError, default_corpus_path, default_titles
+    from index import HybridIndex, ModelLoadError, default_corpus_path, default_titles, stale_bundled_copies
 
     settings = load()
     try:
@@ -89,7 +89,10 @@ def index_cmd(
             targets = list(paths or [])
             if index.manifest is None and not targets:
                 targets = [default_corpus_path()]
-            report = index.update(targets, titles=default_titles(), remove=list(remove or []))
+            stale = stale_bundled_copies([d.source for d in index.documents()])
+            if stale:  # the bundled essay moved (reinstall): index the current copy instead of keeping both
+                targets.append(default_corpus_path())
+            report = index.update(targets, titles=default_titles(), remove=list(remove or []) + stale)
     except ModelLoadError as exc:
         _fail(str(exc))
     for e in report.errors:

@@ -316,3 +316,21 @@ def test_document_titles_and_default_corpus(tmp_path, embedder):
 def test_document_error_names_the_file():
     err = DocumentError("/tmp/x.txt", "is empty")
     assert str(err) == "/tmp/x.txt: is empty"
+
+
+def test_moved_install_replaces_the_old_bundled_essay_instead_of_duplicating_it(tmp_path, embedder):
+    old = tmp_path / "old-checkout" / "index" / "corpus" / "russia-iran-essay.txt"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(default_corpus_path().read_bytes())
+    config = IndexConfig(dir=tmp_path / "ix")
+    HybridIndex.open(config, embedder).update([old], progress=False)
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, RAG_INDEX__DIR=str(config.dir))
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "index"], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    sources = [d.source for d in HybridIndex.open(config, embedder).documents()]
+    assert sources == [str(default_corpus_path().resolve())]
