@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from rag import RAG, BackendError
+from tiny_model import tiny_chat_model
 
 QUESTION = "Why did Russia avoid a mutual defense clause with Iran?"
 SCRIPTS = {
@@ -201,33 +202,8 @@ def test_llamacpp_smollm2_loads_streams_and_is_validated(essay_rag):
         assert answer.citations
 
 
-def _tiny_transformers_model(folder):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    words = ["<unk>", "<s>", "</s>", "<pad>", "Russia", "Iran", "clause", "the", "[1]", "defense", "wars", "."]
-    vocab = {w: i for i, w in enumerate(words)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>")
-    fast.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                          "{% if add_generation_prompt %}assistant:{% endif %}")
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=8192,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=3)
-    import torch
-
-    torch.manual_seed(0)  # deterministic random weights: the same tokens every run
-    model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = 99  # never stop early: the test needs tokens to stream
-    model.save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
-
-
 def test_hf_backend_loads_a_local_model_and_streams(essay_rag, tmp_path):
-    folder = _tiny_transformers_model(tmp_path / "tiny-llama")
+    folder = tiny_chat_model(tmp_path / "tiny-llama")
     settings = essay_rag.settings.updated(llm={"backend": "hf", "model": str(folder), "max_tokens": 16})
     rag = essay_rag.with_settings(settings)
     events = list(rag.stream(QUESTION))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from tiny_model import tiny_chat_model  # noqa: E402
 from ui_support import chromium, make_settings, screenshot, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -335,31 +336,6 @@ def test_unreachable_llm_backend_is_a_message_in_the_chat(browser, ui_root, ui_r
 
 
 
-def _tiny_chat_model(folder):
-    """A one-layer Llama with random weights and a 12-word vocabulary: a real transformers chat model that
-    streams tokens in milliseconds (what it says is nonsense, which is the point: validation must catch it)."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    words = ["<unk>", "<s>", "</s>", "<pad>", "Russia", "Iran", "clause", "the", "[1]", "defense", "wars", "."]
-    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>")
-    fast.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                          "{% if add_generation_prompt %}assistant:{% endif %}")
-    config = LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=8192,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=3)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = 99  # never stop early, so there are tokens to stream
-    model.save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
-
-
 def test_llm_tokens_stream_then_the_validated_answer_replaces_them(browser, ui_root, ui_rag, tmp_path):
     """A real (tiny, random) transformers model behind the `hf` backend: its tokens stream into the chat, then the
     final answer from validation replaces them; here the extractive fallback, with a visible note."""
@@ -367,7 +343,7 @@ def test_llm_tokens_stream_then_the_validated_answer_replaces_them(browser, ui_r
     pytest.importorskip("langchain_huggingface")
     from ui.app import build_app
 
-    folder = _tiny_chat_model(tmp_path / "tiny-llama")
+    folder = tiny_chat_model(tmp_path / "tiny-llama")
     settings = make_settings(ui_root, llm={"backend": "hf", "model": str(folder), "max_tokens": 16})
     with serve(build_app(settings, ui_rag.with_settings(settings)), settings) as url:
         context, page = open_page(browser, url)
