@@ -109,7 +109,6 @@ class HybridIndex:
         self.root = Path(config.dir).expanduser()
         self._embedder = embedder
         self._snap = _Snapshot(None, None, [], {}, None, None)
-        self._on_embedded: Callable[[int, int], None] | None = None
 
     # -- opening ---------------------------------------------------------------------------------------------
     @classmethod
@@ -232,11 +231,7 @@ class HybridIndex:
         started = time.perf_counter()
         with self._lock():
             self.refresh()
-            self._on_embedded = on_embedded
-            try:
-                report = self._update_locked(list(paths or []), titles or {}, list(remove), progress)
-            finally:
-                self._on_embedded = None
+            report = self._update_locked(list(paths or []), titles or {}, list(remove), progress, on_embedded)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -266,7 +261,8 @@ class HybridIndex:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _update_locked(self, paths: list, titles: dict[str, str], remove: list, progress: bool) -> UpdateReport:
+    def _update_locked(self, paths: list, titles: dict[str, str], remove: list, progress: bool,
+                       on_embedded: Callable[[int, int], None] | None = None) -> UpdateReport:
         report = UpdateReport()
         snap = self._snap
         manifest = snap.manifest
@@ -324,11 +320,12 @@ class HybridIndex:
             roots_changed = roots != manifest.roots
             if not roots_changed:
                 return report
-        self._write(changed, keep, roots, overrides, report, progress)
+        self._write(changed, keep, roots, overrides, report, progress, on_embedded)
         return report
 
     def _write(self, changed: dict[str, Document], keep: dict[str, DocumentRecord], roots: list[str],
-               overrides: dict[str, str], report: UpdateReport, progress: bool) -> None:
+               overrides: dict[str, str], report: UpdateReport, progress: bool,
+               on_embedded: Callable[[int, int], None] | None = None) -> None:
         old = self._snap
         chunker = Chunker(self.config.chunk_size, self.config.chunk_overlap, self.config.chunker)
         old_rows: dict[str, list[int]] = {}
@@ -346,8 +343,8 @@ class HybridIndex:
             with tqdm(total=len(to_embed), desc="Embedding chunks", unit="chunk", disable=not progress) as bar:
                 def on_batch(n: int) -> None:
                     bar.update(n)
-                    if self._on_embedded:
-                        self._on_embedded(bar.n, len(to_embed))
+                    if on_embedded:
+                        on_embedded(bar.n, len(to_embed))
 
                 vectors_new = self.embedder.embed([embedding_text(c, self.config.embed_headings) for c in to_embed],
                                                   on_batch=on_batch)

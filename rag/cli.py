@@ -153,15 +153,17 @@ def ask_cmd(
             settings = settings.updated(**overrides)
         rag = RAG.from_settings(settings)
         if sys.stdout.isatty() and not as_json:
-            answer = None
+            answer, streamed = None, []
             for event in rag.stream(question):
                 if event.kind == "token":
+                    streamed.append(event.text)
                     console.print(event.text, end="", markup=False, highlight=False)
                 elif event.kind == "answer":
                     answer = event.answer
             console.print()
-            if answer.answer.strip() != "":
-                console.print("[dim](validated)[/dim]") if answer.validation.removed or answer.validation.fallback else None
+            if answer.answer.strip() != "".join(streamed).strip():  # validation changed what was streamed
+                console.print("[bold]After citation checks:[/bold]")
+                console.print(answer.answer, markup=False, highlight=False)
         else:
             answer = rag.ask(question)
     except (RagError, ModelLoadError) as exc:
