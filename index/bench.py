@@ -194,7 +194,8 @@ def bench_synthetic(n: int, unique: int) -> dict:
     full = "\n".join(texts)
     chunks, pos = [], 0
     for text in texts:
-        chunks.append(Chunk(chunk_id(source, pos, pos + len(text)), source, "Synthetic", "", pos, pos + len(text), text))
+        chunks.append(Chunk(id=chunk_id(source, pos, pos + len(text)), source=source, title="Synthetic", section="",
+                            start=pos, end=pos + len(text), text=text))
         pos += len(text) + 1
     record = DocumentRecord(source=source, title="Synthetic", kind="text", size=len(full), sha256="-",
                             chunks=n, indexed_at="-")

@@ -8,29 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from index.documents import Document
+from index.spans import Span
 
 # Paragraphs, then lines, then sentence ends, then words: the splitter only falls back when a piece is too long.
 _SEPARATORS = [r"\n\n", r"\n", r"(?<=[.!?…])\s+", r"(?<=[;:])\s+", r" ", r""]
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
 
 
-@dataclass(frozen=True)
-class Chunk:
+@dataclass(frozen=True, kw_only=True)
+class Chunk(Span):
+    """A span the index stores and searches; `id` is stable for the same source and offsets."""
+
     id: str
-    source: str
-    title: str
-    section: str
-    start: int
-    end: int
-    text: str
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"id": self.id, **self.span_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Chunk":
@@ -104,8 +101,8 @@ class Chunker:
                     raise AssertionError(f"splitter offset mismatch in {doc.source} at {sec_start + local}")
                 start = sec_start + local
                 end = start + len(piece.page_content)
-                chunks.append(Chunk(chunk_id(doc.source, start, end), doc.source, doc.title, heading, start, end,
-                                    piece.page_content))
+                chunks.append(Chunk(id=chunk_id(doc.source, start, end), source=doc.source, title=doc.title,
+                                    section=heading, start=start, end=end, text=piece.page_content))
         return chunks
 
 

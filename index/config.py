@@ -20,6 +20,19 @@ def default_index_dir() -> Path:
     return Path(platformdirs.user_data_dir("essay-rag")) / "index"
 
 
+class SearchConfig(BaseModel):
+    """How a query is matched against the chunks: the one home of these defaults (rag's retrieval settings
+    extend this model, so `rag` and `index` cannot disagree)."""
+
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    candidates: int = Field(30, ge=1, description="Chunks each retriever contributes before fusion.")
+    # Fusion tuned on the dev split: exact words matter on a policy essay full of names, so BM25 counts double.
+    fusion: Literal["rrf", "convex"] = Field("convex", description="Weighted normalised scores, or rank fusion.")
+    rrf_k: int = Field(20, ge=1, description="Reciprocal rank fusion constant: lower favours top ranks.")
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(2.0, ge=0)
+
+
 class IndexConfig(BaseModel):
     """How to chunk, embed and store documents. Changing a field that shapes chunks or vectors forces a rebuild."""
 

@@ -14,21 +14,16 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from index import IndexConfig
+from index import IndexConfig, SearchConfig
 
 Backend = Literal["extractive", "openai", "openai-compatible", "ollama", "llamacpp", "hf"]
 
 
-class RetrievalSettings(BaseModel):
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+class RetrievalSettings(SearchConfig):
+    """Search (mode, fusion, weights: index.SearchConfig) plus how hits become the writer's passages."""
+
     k: int = Field(5, ge=1, le=50, description="Passages given to the generator.")
-    candidates: int = Field(30, ge=1, description="Chunks each retriever contributes before fusion.")
     budget_chars: int = Field(2500, ge=200, description="Most characters of passage text given to the generator.")
-    # Fusion tuned on the dev split: exact words matter on a policy essay full of names, so BM25 counts double.
-    fusion: Literal["rrf", "convex"] = Field("convex", description="Weighted normalised scores, or rank fusion.")
-    rrf_k: int = Field(20, ge=1, description="Reciprocal rank fusion constant: lower favours top ranks.")
-    dense_weight: float = Field(1.0, ge=0)
-    bm25_weight: float = Field(2.0, ge=0)
     merge_adjacent: bool = True
     reranker: str | None = Field(None, description="Optional sentence-transformers CrossEncoder name or path.")
 

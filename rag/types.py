@@ -9,41 +9,73 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from index.spans import Span
 
-@dataclass(frozen=True)
-class Passage:
-    """A span of a source document given to the generator, numbered as the answer cites it."""
+
+@dataclass(frozen=True, kw_only=True)
+class Passage(Span):
+    """A span of a source document given to the writer, numbered as the answer cites it."""
 
     n: int
-    source: str
-    title: str
-    section: str
-    start: int
-    end: int
-    text: str
     score: float
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"n": self.n, **self.span_dict(), "score": self.score}
 
 
-@dataclass(frozen=True)
-class Citation:
+@dataclass(frozen=True, kw_only=True)
+class Citation(Span):
     """A passage the answer cites, with the document spans of the answer sentences it supports."""
 
     n: int
-    source: str
-    title: str
-    section: str
-    start: int
-    end: int
-    text: str
     highlights: list[tuple[int, int]] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, passage: Passage, highlights: list[tuple[int, int]] | None = None) -> "Citation":
+        return cls(n=passage.n, **passage.span_dict(), highlights=list(highlights or []))
+
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["highlights"] = [list(h) for h in self.highlights]
-        return data
+        return {"n": self.n, **self.span_dict(), "highlights": [list(h) for h in self.highlights]}
+
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation, as the pipeline reads it (a UI's rich messages are flattened once,
+    by `Turn.parse_history`, at the edge)."""
+
+    role: Role
+    content: str
+
+    def to_dict(self) -> dict:
+        return {"role": self.role, "content": self.content}
+
+    @staticmethod
+    def parse_history(history: object, max_chars: int | None = None) -> list["Turn"]:
+        """Turns from plain data: a list of `Turn`s or of {"role": "user"|"assistant", "content": str | [blocks]}
+        (Gradio-style content blocks are joined). Anything else raises ValueError naming what is wrong.
+        `max_chars` caps each turn, so a huge history cannot cost more than the question limit allows."""
+        if history is None or history == "" or history == []:
+            return []
+        if not isinstance(history, (list, tuple)):
+            raise ValueError('history must be a list of {"role": "user" | "assistant", "content": "..."} objects')
+        turns = []
+        for i, item in enumerate(history):
+            if isinstance(item, Turn):
+                role, content = item.role, item.content
+            elif isinstance(item, dict):
+                role, content = item.get("role"), item.get("content")
+                if isinstance(content, list):
+                    content = " ".join(b.get("text", "") for b in content if isinstance(b, dict)
+                                       and isinstance(b.get("text", ""), str))
+            else:
+                raise ValueError(f"history item {i} is a {type(item).__name__}, not a {{\"role\", \"content\"}} object")
+            if role not in ("user", "assistant") or not isinstance(content, str):
+                raise ValueError(f'history item {i} needs "role": "user" or "assistant" and a text "content"')
+            turns.append(Turn(role, content[:max_chars] if max_chars else content))
+        return turns
 
 
 @dataclass
@@ -59,15 +91,17 @@ class Validation:
         return asdict(self)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Answer:
+    """A finished answer. Built by keyword only, in one place (`rag.pipeline`)."""
+
     question: str
     answer: str
     refused: bool
     backend: str
-    citations: list[Citation]
-    passages: list[Passage]
-    timings_ms: dict[str, float]
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
     standalone_question: str = ""
     validation: Validation = field(default_factory=Validation)
     notes: list[str] = field(default_factory=list)
