@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from index.documents import Document
+from index.config import IndexConfig
+from index.documents import Document, DocumentError
 from index.spans import Span
 
 # Paragraphs, then lines, then sentence ends, then words: the splitter only falls back when a piece is too long.
@@ -74,7 +75,7 @@ def chunk_id(source: str, start: int, end: int) -> str:
 class Chunker:
     """Section-aware recursive splitting (LangChain) with offsets verified against the source text."""
 
-    def __init__(self, chunk_size: int, chunk_overlap: int, strategy: str = "sections") -> None:
+    def __init__(self, chunk_size: int, chunk_overlap: int, strategy: str) -> None:
         self.strategy = strategy
         if strategy == "recursive":  # the LangChain tutorial's splitter, used as the evaluation baseline
             self.splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap,
@@ -90,7 +91,13 @@ class Chunker:
             strip_whitespace=True,
         )
 
+    @classmethod
+    def from_config(cls, config: IndexConfig) -> "Chunker":
+        return cls(config.chunk_size, config.chunk_overlap, config.chunker)
+
     def split(self, doc: Document) -> list[Chunk]:
+        """Chunks whose `text == doc.text[start:end]`, checked here: a splitter that loses track of offsets
+        raises DocumentError for this document, so an update reports it and indexes the other files."""
         chunks: list[Chunk] = []
         spans = sections(doc.text, doc.kind) if self.strategy == "sections" else [(0, len(doc.text), "")]
         for sec_start, sec_end, heading in spans:
@@ -98,7 +105,9 @@ class Chunker:
             for piece in self.splitter.create_documents([section_text]):
                 local = piece.metadata["start_index"]
                 if local < 0 or section_text[local:local + len(piece.page_content)] != piece.page_content:
-                    raise AssertionError(f"splitter offset mismatch in {doc.source} at {sec_start + local}")
+                    raise DocumentError(doc.source, f"cannot be split into passages with exact offsets (the text "
+                                        f"splitter placed a passage at character {sec_start + local} where the "
+                                        "document's text differs); please report this file")
                 start = sec_start + local
                 end = start + len(piece.page_content)
                 chunks.append(Chunk(id=chunk_id(doc.source, start, end), source=doc.source, title=doc.title,

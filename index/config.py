@@ -38,7 +38,7 @@ class IndexConfig(BaseModel):
 
     dir: Path = Field(default_factory=default_index_dir, description="Index directory.")
     embedding_model: str = Field(DEFAULT_MODEL, description="sentence-transformers name or local path.")
-    # 400/50 was chosen with `python -m index.bench` (hybrid recall within a 1,000-character budget, dev split).
+    # 400/50 was chosen with `python -m eval.bench_index` (hybrid recall within a 1,000-character budget, dev split).
     chunk_size: int = Field(400, ge=50, le=20_000, description="Maximum chunk length in characters.")
     chunk_overlap: int = Field(50, ge=0, description="Characters shared by neighbouring chunks.")
     chunker: Literal["sections", "recursive"] = Field(
@@ -56,8 +56,8 @@ class IndexConfig(BaseModel):
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, v: int, info) -> int:
-        size = info.data.get("chunk_size", 400)
-        if v >= size:
+        size = info.data.get("chunk_size")  # absent when chunk_size itself failed validation
+        if size is not None and v >= size:
             raise ValueError(f"chunk_overlap ({v}) must be smaller than chunk_size ({size})")
         return v
 

