@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,9 +21,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Process-wide defaults, set once by main() (library code never touches the environment): no hub downloads,
+# no analytics calls home, no tokenizer thread pools fighting over 2 cores.
+ENV_DEFAULTS = {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "TOKENIZERS_PARALLELISM": "false"}
 
 app = typer.Typer(help="Grounded Q&A over your documents, with checkable citations.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -32,35 +33,63 @@ console = Console()
 err = Console(stderr=True)
 
 
-class _State:
+@dataclass
+class CliOptions:
+    """The global options of one `rag` invocation, kept in Typer's context (not in module or class state)."""
+
     config: Optional[Path] = None
-    overrides: dict = {}
+    overrides: dict = field(default_factory=dict)
+    document_set: Optional[str] = None
 
 
-def load() -> "Settings":  # noqa: F821 - imported lazily so `rag --help` stays fast
-    """Settings from --config / rag.toml / RAG_* plus options given on the command line."""
+def _options(ctx: typer.Context | None) -> CliOptions:
+    return (ctx.find_object(CliOptions) if ctx is not None else None) or CliOptions()
+
+
+def load(ctx: typer.Context | None = None) -> "Settings":  # noqa: F821 - imported lazily: `rag --help` stays fast
+    """Settings from --config / rag.toml / RAG_* plus the global options of this invocation, read from the
+    command's Typer context (plug-in commands pass theirs too)."""
     from rag.settings import load_settings
 
+    options = _options(ctx)
     try:
-        settings = load_settings(_State.config)
+        settings = load_settings(options.config)
+        if options.overrides:
+            settings = settings.updated(**options.overrides)
     except Exception as exc:
         err.print(f"[red]Invalid settings:[/red] {escape(str(exc))}")
         raise typer.Exit(2)
-    if _State.overrides:
-        settings = settings.updated(**_State.overrides)
+    if options.document_set:
+        from rag.docsets import DocumentSets
+        from rag.errors import RagError
+
+        try:
+            sets = DocumentSets(settings)
+            settings = settings.updated(index={"dir": sets.directory(sets.check_key(options.document_set))})
+        except RagError as exc:
+            _fail(f"{exc} Set names use letters, digits, '.', '_' and '-'.")
     return settings
+
+
+def _in_default_set(ctx: typer.Context) -> bool:
+    """Whether this command works on the default index (which is seeded with the bundled essay)."""
+    from rag.docsets import DEFAULT_SET
+
+    return _options(ctx).document_set in (None, DEFAULT_SET)
 
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML settings file.")] = None,
     index_dir: Annotated[Optional[Path], typer.Option("--index-dir", help="Index directory.")] = None,
+    document_set: Annotated[Optional[str], typer.Option(
+        "--set", help="A document set created by uploads (or by `rag --set NAME index FILES`); default: the "
+                      "default index.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    _State.config = config
-    if index_dir is not None:
-        _State.overrides = {**_State.overrides, "index": {"dir": index_dir}}
+    ctx.obj = CliOptions(config, {"index": {"dir": index_dir}} if index_dir is not None else {}, document_set)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -70,6 +99,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 @app.command("index")
 def index_cmd(
+    ctx: typer.Context,
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders (txt, md, html, pdf).")] = None,
     remove: Annotated[Optional[list[Path]], typer.Option("--remove", help="Drop a file or folder.")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-chunk and re-embed everything.")] = False,
@@ -77,17 +107,17 @@ def index_cmd(
 ) -> None:
     """Build or update the index: only new and changed files are embedded; deleted files leave it."""
     if info:
-        return info_cmd()
+        return info_cmd(ctx)
     from index import HybridIndex, ModelLoadError, default_corpus_path, default_titles, stale_bundled_copies
 
-    settings = load()
+    settings = load(ctx)
     try:
         index = HybridIndex.open(settings.index)
         if rebuild:
             report = index.rebuild("requested with --rebuild")
         else:
             targets = list(paths or [])
-            if index.manifest is None and not targets:
+            if index.manifest is None and not targets and _in_default_set(ctx):
                 targets = [default_corpus_path()]
             stale = stale_bundled_copies([d.source for d in index.documents()])
             if stale:  # the bundled essay moved (reinstall): index the current copy instead of keeping both
@@ -102,11 +132,11 @@ def index_cmd(
 
 
 @app.command("info")
-def info_cmd() -> None:
+def info_cmd(ctx: typer.Context) -> None:
     """What the index holds: documents, chunks, model, chunking, size, build time."""
     from index import HybridIndex
 
-    settings = load()
+    settings = load(ctx)
     index = HybridIndex(settings.index)
     index.refresh()
     try:
@@ -133,6 +163,7 @@ def _llm_overrides(llm: Optional[str], model: Optional[str], base_url: Optional[
 
 @app.command("ask")
 def ask_cmd(
+    ctx: typer.Context,
     question: Annotated[str, typer.Argument(help="Your question about the documents.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as one JSON object.")] = False,
     llm: Annotated[Optional[str], typer.Option(help="extractive | openai | openai-compatible | ollama | llamacpp | hf")] = None,
@@ -144,14 +175,17 @@ def ask_cmd(
     """Answer a question with [n] citations, then list the cited passages."""
     from rag import RAG, ModelLoadError, RagError
 
-    settings = load()
+    settings = load(ctx)
     overrides = _llm_overrides(llm, model, base_url, model_path)
     if k is not None:
         overrides["retrieval"] = {"k": k}
     try:
         if overrides:
             settings = settings.updated(**overrides)
-        rag = RAG.from_settings(settings)
+        if not _in_default_set(ctx) and not Path(settings.index.dir).is_dir():
+            _fail(f"There is no document set named '{_options(ctx).document_set}'. Create it with "
+                  f"`rag --set {_options(ctx).document_set} index FILES`.")
+        rag = RAG.from_settings(settings, build_if_missing=_in_default_set(ctx))
         if sys.stdout.isatty() and not as_json:
             answer, streamed = None, []
             for event in rag.stream(question):
@@ -222,6 +256,8 @@ def _load_plugins() -> None:
 
 
 def main() -> None:
+    for name, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     _load_plugins()
     app()
 

@@ -1,4 +1,4 @@
-"""Checks on the question itself, before any retrieval: empty, too long, control characters, prompt
+"""The guard stage: checks on the question itself, before any retrieval: empty, too long, control characters, prompt
 injection, another language. Each gets its own clear answer instead of an error or a guess."""
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class CheckedQuestion:
     text: str
     refusal: str | None = None
     notes: list[str] = field(default_factory=list)
+    original: str = ""
 
 
 def _clean(text: str) -> str:
@@ -70,7 +71,19 @@ def _language_hint(text: str) -> str | None:
     return None
 
 
-def check_question(question: str, max_chars: int) -> CheckedQuestion:
+class QuestionGuard:
+    """The guard stage: question in, `CheckedQuestion` out (the cleaned text, or the answer that refuses it)."""
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+
+    def check(self, question: object) -> CheckedQuestion:
+        checked = check_question(question, self.max_chars)
+        checked.original = question if isinstance(question, str) else ("" if question is None else str(question))
+        return checked
+
+
+def check_question(question: object, max_chars: int) -> CheckedQuestion:
     if not isinstance(question, str):
         question = "" if question is None else str(question)
     text = _clean(question)

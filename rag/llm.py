@@ -6,13 +6,13 @@ backend, what failed and how to fix it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from rag.errors import BackendError, RagError
 from rag.followup import CONDENSE_PROMPT
 from rag.prompt import build_messages
 from rag.settings import LLMSettings
-from rag.types import Passage
+from rag.types import Passage, Turn
 
 _FIXES = {
     "openai": "Set OPENAI_API_KEY (or llm.api_key) and check the model name.",
@@ -169,13 +169,8 @@ class LLMGenerator:
         except Exception as exc:
             raise self._translate(exc) from None
 
-    def condense(self, question: str, history: list[dict]) -> str:
-        lines = []
-        for turn in history[-6:]:
-            content = turn.get("content", "")
-            if isinstance(content, list):
-                content = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
-            lines.append(f"{turn.get('role', 'user')}: {str(content)[:500]}")
+    def condense(self, question: str, history: Sequence[Turn]) -> str:
+        lines = [f"{turn.role}: {turn.content[:500]}" for turn in history[-6:]]
         prompt = CONDENSE_PROMPT.format(conversation="\n".join(lines), question=question)
         try:
             out = _text_of(self.model.invoke([("human", prompt)])).strip().splitlines()

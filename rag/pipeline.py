@@ -1,67 +1,79 @@
-"""The question → answer pipeline: check, condense, retrieve, gate, generate, validate.
+"""The answer path as typed stages, composed once from settings:
 
-One `RAG` object holds the embedding model and the index and is shared by every caller (CLI, UI sessions,
-evaluation); per-conversation state lives in the `history` each call receives.
+    guard     rag.guard.QuestionGuard    question: str                  -> CheckedQuestion (text, refusal, notes)
+    condense  rag.followup.Condenser     question, history: [Turn]      -> standalone question: str
+    retrieve  rag.retrieval.PassageRetriever  standalone question    -> Retrieved (hits, passages)
+    decide    rag.decide.Decider         question, passages, hits       -> Decision (answerable, features, evidence)
+    write     rag.writers.Writer         question, passages, Decision   -> streamed text, then a Draft
+    verify    rag.verify.verify          Draft, passages                -> Verified (text, citations, validation)
+
+`RAG` holds the embedding model and the index and is shared by every caller (CLI, UI sessions, evaluation);
+per-conversation state lives in the `history` each call receives. No stage is chosen by comparing strings at
+answer time: `RAG.__init__` builds them from the settings, and the pipeline only calls their interfaces.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Generator, Iterator, Sequence
 
-from index import (SUPPORTED_SUFFIXES, DocumentError, DocumentRecord, Embedder, HybridIndex, IndexInfo,
-                   UpdateReport, default_corpus_path, default_titles)
-from rag.extractive import ExtractiveAnswerer, ScoredSentence
-from rag.followup import condense_by_rule
-from rag.guard import check_question
-from rag.refusal import REFUSAL_TEXT, RefusalModel
-from rag.retrieval import PassageRetriever, Reranker
+from index import DocumentRecord, Embedder, HybridIndex, IndexInfo, default_corpus_path, default_titles
+from rag.decide import Decider, Decision, DecisionModel
+from rag.evidence import EvidenceScorer
+from rag.followup import Condenser, LLMCondenser, RuleCondenser
+from rag.guard import CheckedQuestion, QuestionGuard
+from rag.retrieval import PassageRetriever, Reranker, Retrieved
 from rag.settings import Settings
 from rag.text import TermWeights
-from rag.types import Answer, Citation, Passage, StreamEvent, Validation
+from rag.types import Answer, Passage, StreamEvent, Turn, Validation
+from rag.verify import Draft, Verified, verify
+from rag.writers import LLMWriter, Writer, make_writer, tokens
 
-log = logging.getLogger(__name__)
-_TOKEN = re.compile(r"\S+\s*")
+REFUSAL_TEXT = ("The document does not say. The closest passages retrieved (shown with this answer) do not "
+                "answer this question, so I won't guess.")
 
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 2)
 
 
-def citations_from_sentences(chosen: list[ScoredSentence]) -> list[Citation]:
-    """One citation per cited passage, highlighting exactly the quoted sentences."""
-    by_n: dict[int, Citation] = {}
-    for c in chosen:
-        p = c.passage
-        cit = by_n.get(p.n)
-        span = (c.sentence.start, c.sentence.end)
-        if cit is None:
-            by_n[p.n] = Citation(p.n, p.source, p.title, p.section, p.start, p.end, p.text, [span])
-        elif span not in cit.highlights:
-            cit.highlights.append(span)
-    return [by_n[n] for n in sorted(by_n)]
+class CorpusWeights:
+    """IDF weights over the indexed chunks, rebuilt when the index changes (another process may update it)."""
+
+    def __init__(self, index: HybridIndex) -> None:
+        self.index = index
+        self._key: object = None
+        self._weights = TermWeights(())
+        self._lock = threading.Lock()
+
+    def __call__(self) -> TermWeights:
+        manifest = self.index.manifest
+        key = (manifest.built_at if manifest else None, len(self.index))
+        with self._lock:
+            if key != self._key:
+                self._weights = TermWeights(c.text for c in self.index.chunks)
+                self._key = key
+            return self._weights
 
 
 class RAG:
     """Grounded Q&A over one index. Thread-safe for concurrent `ask`/`stream` calls."""
 
-    def __init__(self, settings: Settings, index: HybridIndex, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, index: HybridIndex, embedder: Embedder,
+                 decision_model: DecisionModel | None = None, writer: Writer | None = None) -> None:
         self.settings = settings
         self.index = index
         self.embedder = embedder
+        self.guard = QuestionGuard(settings.answer.max_question_chars)
+        self.writer = writer or make_writer(settings)
+        self.condenser: Condenser = LLMCondenser(self.writer) if isinstance(self.writer, LLMWriter) \
+            else RuleCondenser()
         reranker = Reranker(settings.retrieval.reranker) if settings.retrieval.reranker else None
         self.retriever = PassageRetriever(index, settings.retrieval, reranker)
-        self.refusal_model = RefusalModel.load()
-        self._weights_key: object = None
-        self._extractive: ExtractiveAnswerer | None = None
-        self._generator = None
-        self._lock = threading.Lock()
+        self.weights = CorpusWeights(index)
+        self.decider = Decider(EvidenceScorer(embedder, self.weights), decision_model or DecisionModel.load(),
+                               settings.answer.refusal_threshold, settings.answer.max_sentences)
 
     # -- construction -----------------------------------------------------------------------------------------
     @classmethod
@@ -81,58 +93,37 @@ class RAG:
         if settings.index.embedding_model != self.settings.index.embedding_model:
             return RAG.from_settings(settings, build_if_missing=build_if_missing)
         if settings.index == self.settings.index:
-            return RAG(settings, self.index, self.embedder)
+            return RAG(settings, self.index, self.embedder, self.decider.model)
         return RAG.from_settings(settings, embedder=self.embedder, build_if_missing=build_if_missing)
 
     @property
     def backend(self) -> str:
-        from rag.llm import backend_label
+        return self.writer.label
 
-        return backend_label(self.settings.llm)
-
-    # -- helpers ----------------------------------------------------------------------------------------------
-    def _answerer(self) -> ExtractiveAnswerer:
-        """IDF weights follow the index contents, so they are rebuilt when the index changes."""
-        self.index.refresh()
-        key = (self.index.manifest.built_at if self.index.manifest else None, len(self.index))
-        with self._lock:
-            if self._extractive is None or key != self._weights_key:
-                weights = TermWeights(c.text for c in self.index.chunks)
-                self._extractive = ExtractiveAnswerer(self.embedder, weights, self.settings.answer.max_sentences)
-                self._weights_key = key
-            return self._extractive
-
-    def _llm(self):
-        from rag.llm import LLMGenerator
-
-        with self._lock:
-            if self._generator is None:
-                self._generator = LLMGenerator(self.settings.llm)
-            return self._generator
-
-    def condense(self, question: str, history: list[dict] | None) -> str:
+    # -- stages exposed for evaluation and calibration ----------------------------------------------------------
+    def condense(self, question: str, history: Sequence[Turn | dict] | None = None) -> str:
         """A standalone version of a follow-up question (LLM rewrite when one is configured, else a rule)."""
-        if not history:
-            return question
-        if self.settings.llm.backend != "extractive":
-            from rag.followup import looks_like_followup
+        return self.condenser.condense(question, Turn.parse_history(history, self._history_cap))
 
-            if looks_like_followup(question):
-                try:
-                    return self._llm().condense(question, history) or condense_by_rule(question, history)
-                except Exception as exc:  # rewriting is an optimisation: fall back to the rule
-                    log.warning("Follow-up rewrite failed (%s); using the rule.", exc)
-        return condense_by_rule(question, history)
+    def retrieve(self, question: str, k: int = 10, history: Sequence[Turn | dict] | None = None) -> list[Passage]:
+        """Ranked chunk-level passages (no merging or budget): what retrieval metrics score."""
+        self.index.refresh()
+        hits = self.retriever.ranked(self.condense(question, history), k)
+        return [Passage(n=i + 1, **h.chunk.span_dict(), score=float(h.score)) for i, h in enumerate(hits[:k])]
+
+    def decide(self, question: str, history: Sequence[Turn | dict] | None = None) -> Decision:
+        """The decision stage's verdict and features for a question (what calibration fits)."""
+        self.index.refresh()
+        standalone = self.condense(question, history)
+        retrieved = self.retriever.retrieve(standalone)
+        return self.decider.decide(standalone, retrieved.passages, retrieved.hits)
+
+    @property
+    def _history_cap(self) -> int:
+        return self.settings.answer.max_question_chars
 
     # -- answering --------------------------------------------------------------------------------------------
-    def retrieve(self, question: str, k: int = 10, history: list[dict] | None = None) -> list[Passage]:
-        """Ranked chunk-level passages (no merging or budget): what retrieval metrics score."""
-        query = self.condense(question, history)
-        hits = self.retriever.ranked(query, k)
-        return [Passage(i + 1, h.chunk.source, h.chunk.title, h.chunk.section, h.chunk.start, h.chunk.end,
-                        h.chunk.text, float(h.score)) for i, h in enumerate(hits[:k])]
-
-    def ask(self, question: str, history: list[dict] | None = None) -> Answer:
+    def ask(self, question: str, history: Sequence[Turn | dict] | None = None) -> Answer:
         answer = None
         for event in self.stream(question, history):
             if event.kind == "answer":
@@ -140,130 +131,77 @@ class RAG:
         assert answer is not None
         return answer
 
-    def stream(self, question: str, history: list[dict] | None = None) -> Iterator[StreamEvent]:
-        """Yield `passages`, then answer `token`s as they are produced, then the validated `answer`."""
+    def stream(self, question: str, history: Sequence[Turn | dict] | None = None) -> Iterator[StreamEvent]:
+        """Yield `passages`, then answer `token`s as they are produced, then the verified `answer`."""
         t0 = time.perf_counter()
-        checked = check_question(question, self.settings.answer.max_question_chars)
-        backend = self.backend
+        turns = Turn.parse_history(history, self._history_cap)
+        checked = self.guard.check(question)
         if checked.refusal:
-            yield from self._emit(Answer(checked.text or str(question or ""), checked.refusal, True, backend, [], [],
-                                         {"retrieve": 0.0, "generate": 0.0, "total": _ms(time.perf_counter() - t0)},
-                                         checked.text, notes=checked.notes))
+            yield from self._finish(checked, checked.refusal, refused=True, started=t0)
             return
-        answerer = self._answerer()
-        standalone = self.condense(checked.text, history)
+        self.index.refresh()
+        standalone = self.condenser.condense(checked.text, turns)
         retrieved = self.retriever.retrieve(standalone)
-        evidence = answerer.analyse(standalone, retrieved.passages, retrieved.hits)
+        decision = self.decider.decide(standalone, retrieved.passages, retrieved.hits)
         t1 = time.perf_counter()
-        passages = retrieved.passages
-        yield StreamEvent("passages", passages=tuple(passages))
-        probability = self.refusal_model.answerable_probability(evidence.features)
         timings = {"retrieve": _ms(t1 - t0)}
-        if not passages or probability < self.settings.answer.refusal_threshold:
-            timings.update(generate=0.0, total=_ms(time.perf_counter() - t0))
-            answer = Answer(checked.text, REFUSAL_TEXT, True, backend, [], passages, timings, standalone,
-                            notes=checked.notes)
-            yield from self._emit(answer)
+        yield StreamEvent("passages", passages=tuple(retrieved.passages))
+        if not decision.answerable:
+            yield from self._finish(checked, REFUSAL_TEXT, refused=True, started=t0, retrieved=retrieved,
+                                    standalone=standalone, timings=timings)
             return
-        if self.settings.llm.backend == "extractive":
-            chosen = answerer.select(evidence)
-            text = answerer.compose(chosen)
-            for token in _TOKEN.findall(text):
-                yield StreamEvent("token", text=token)
-            timings.update(generate=_ms(time.perf_counter() - t1), total=_ms(time.perf_counter() - t0))
-            yield StreamEvent("answer", answer=Answer(checked.text, text, False, backend,
-                                                      citations_from_sentences(chosen), passages, timings, standalone,
-                                                      notes=checked.notes))
+        writer = self.writer
+        draft = yield from self._write(writer, standalone, retrieved, decision)
+        verified = verify(draft, retrieved.passages)
+        backend, validation = writer.label, verified.validation
+        if not verified.declined and not verified.citations and writer.fallback is not None:
+            validation.fallback = "the LLM answer had no valid citation; showing the extractive answer"
+            backend = f"{writer.fallback.label} (fallback from {writer.label})"
+            draft = _drain(writer.fallback.write(standalone, retrieved.passages, decision))
+            verified = verify(draft, retrieved.passages)
+        timings["generate"] = _ms(time.perf_counter() - t1)
+        if verified.declined:
+            yield from self._finish(checked, REFUSAL_TEXT, refused=True, started=t0, retrieved=retrieved,
+                                    standalone=standalone, timings=timings, validation=validation, backend=backend,
+                                    stream_text=False)
             return
-        yield from self._stream_llm(checked.text, standalone, passages, evidence, answerer, timings, t0, t1,
-                                    checked.notes)
-
-    def _stream_llm(self, question, standalone, passages, evidence, answerer, timings, t0, t1, notes):
-        from rag.citations import is_refusal_answer, validate
-
-        generator = self._llm()
-        parts: list[str] = []
-        for token in generator.stream(standalone, passages):
-            parts.append(token)
-            yield StreamEvent("token", text=token)
-        raw = "".join(parts).strip()
-        result = validate(raw, passages)
-        timings.update(generate=_ms(time.perf_counter() - t1))
-        backend = self.backend
-        if is_refusal_answer(raw):
-            answer = Answer(question, REFUSAL_TEXT, True, backend, [], passages, timings, standalone,
-                            result.validation, notes)
-        elif result.citations:
-            answer = Answer(question, result.text, False, backend, result.citations, passages, timings, standalone,
-                            result.validation, notes)
-        else:
-            chosen = answerer.select(evidence)
-            result.validation.fallback = "the LLM answer had no valid citation; showing the extractive answer"
-            answer = Answer(question, answerer.compose(chosen), False, f"extractive (fallback from {backend})",
-                            citations_from_sentences(chosen), passages, timings, standalone, result.validation,
-                            notes)
-        answer.timings_ms["total"] = _ms(time.perf_counter() - t0)
-        yield StreamEvent("answer", answer=answer)
+        yield from self._finish(checked, verified.text, refused=False, started=t0, retrieved=retrieved,
+                                standalone=standalone, timings=timings, verified=verified, validation=validation,
+                                backend=backend, stream_text=False)
 
     @staticmethod
-    def _emit(answer: Answer) -> Iterator[StreamEvent]:
-        for token in _TOKEN.findall(answer.answer):
+    def _write(writer: Writer, question: str, retrieved: Retrieved,
+               decision: Decision) -> Generator[StreamEvent, None, Draft]:
+        """Stream the writer's tokens as events and return its draft."""
+        gen = writer.write(question, retrieved.passages, decision)
+        while True:
+            try:
+                token = next(gen)
+            except StopIteration as stop:
+                return stop.value
             yield StreamEvent("token", text=token)
+
+    def _finish(self, checked: CheckedQuestion, text: str, *, refused: bool, started: float,
+                retrieved: Retrieved | None = None, standalone: str | None = None,
+                timings: dict[str, float] | None = None, verified: Verified | None = None,
+                validation: Validation | None = None, backend: str | None = None,
+                stream_text: bool = True) -> Iterator[StreamEvent]:
+        """The one place an `Answer` is built; a text not streamed yet (a refusal) is streamed first."""
+        timings = dict(timings or {"retrieve": 0.0})
+        timings.setdefault("generate", 0.0)
+        timings["total"] = _ms(time.perf_counter() - started)
+        answer = Answer(
+            question=checked.text or str(checked.original or ""), answer=text, refused=refused,
+            backend=backend or self.backend, citations=verified.citations if verified and not refused else [],
+            passages=list(retrieved.passages) if retrieved else [], timings_ms=timings,
+            standalone_question=standalone if standalone is not None else checked.text,
+            validation=validation or Validation(), notes=list(checked.notes))
+        if stream_text:
+            for token in tokens(text):
+                yield StreamEvent("token", text=token)
         yield StreamEvent("answer", answer=answer)
 
     # -- documents --------------------------------------------------------------------------------------------
-    def add_files(self, paths: list[Path], progress: Callable[[float, str], None] | None = None) -> UpdateReport:
-        """Index more files (or re-sync changed ones); the loaded index is updated in place. An uploaded copy
-        that cannot be indexed is deleted, so it does not fail again on every later update."""
-        if progress:
-            progress(0.0, f"Reading {len(paths)} file(s)…")
-
-        def on_embedded(done: int, total: int) -> None:
-            if progress:
-                progress(0.05 + 0.9 * done / max(total, 1), f"Embedding chunks: {done}/{total}")
-
-        report = self.index.update(paths, progress=False, on_embedded=on_embedded)
-        uploads = (Path(self.settings.index.dir).expanduser() / "uploads").resolve()
-        for error in report.errors:
-            bad = Path(error.path).resolve()
-            if bad.parent == uploads and bad.is_file():
-                bad.unlink()
-        if progress:
-            progress(1.0, report.summary())
-        return report
-
-    def save_upload(self, filename: str, src_path: Path) -> Path:
-        """Copy an uploaded file under <index dir>/uploads with a safe name; reject bad types and sizes."""
-        name = Path(str(filename).replace("\\", "/")).name
-        stem, suffix = Path(name).stem, Path(name).suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES:
-            kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
-            raise DocumentError(name or "upload", f"unsupported file type '{suffix or '(none)'}'; upload one of {kinds}")
-        safe_stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:80] or "upload"
-        src = Path(src_path)
-        size = src.stat().st_size
-        limit = self.settings.ui.max_upload_mb * 1e6
-        if size > limit:
-            raise DocumentError(name, f"is {size / 1e6:.1f} MB; uploads are limited to {self.settings.ui.max_upload_mb:g} MB")
-        if size == 0:
-            raise DocumentError(name, "is empty; there is no text to index")
-        folder = Path(self.settings.index.dir).expanduser() / "uploads"
-        folder.mkdir(parents=True, exist_ok=True)
-        dest = folder / f"{safe_stem}{suffix}"
-        counter = 2
-        while dest.exists() and dest.read_bytes() != src.read_bytes():
-            dest = folder / f"{safe_stem}-{counter}{suffix}"
-            counter += 1
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=suffix)
-        try:
-            with open(fd, "wb") as out, open(src, "rb") as inp:
-                shutil.copyfileobj(inp, out)
-            Path(tmp).replace(dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return dest
-
     def documents(self) -> list[DocumentRecord]:
         self.index.refresh()
         return self.index.documents()
@@ -273,3 +211,11 @@ class RAG:
 
     def index_info(self) -> IndexInfo:
         return self.index.info()
+
+
+def _drain(gen: Generator[str, None, Draft]) -> Draft:
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value

@@ -1,4 +1,7 @@
-"""Choosing the passages an answer may use: fused search, optional cross-encoder rerank, merge, budget.
+"""The retrieve stage: fused search, optional cross-encoder rerank, merge, budget.
+
+Input: the standalone question. Output: `Retrieved` — the chunk-level hits (what retrieval metrics and the
+decision features read) and the numbered passages given to the writer.
 
 Neighbouring chunks overlap by design; merging them gives the generator one coherent span instead of the same
 sentences twice, and the character budget keeps prompts (and the UI's sources panel) short.
@@ -47,12 +50,10 @@ class PassageRetriever:
         self.index = index
         self.settings = settings
         self.reranker = reranker
+        self.searcher = index.searcher(settings)
 
     def ranked(self, query: str, k: int | None = None) -> list[SearchHit]:
-        s = self.settings
-        pool = max(k or 0, s.candidates)
-        hits = self.index.search(query, k=pool, mode=s.mode, candidates=s.candidates,
-                                 weights=(s.dense_weight, s.bm25_weight), rrf_k=s.rrf_k, fusion=s.fusion)
+        hits = self.searcher.search(query, max(k or 0, self.settings.candidates))
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:k] if k else hits
@@ -92,6 +93,6 @@ class PassageRetriever:
         passages = []
         for n, span in enumerate(spans, start=1):
             text = self.index.document_text(span["source"])[span["start"]:span["end"]]
-            passages.append(Passage(n, span["source"], span["title"], span["section"], span["start"], span["end"],
-                                    text, float(span["score"])))
+            passages.append(Passage(n=n, source=span["source"], title=span["title"], section=span["section"],
+                                    start=span["start"], end=span["end"], text=text, score=float(span["score"])))
         return passages

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
         toml_path = settings_cls.model_config.get("toml_file")
         if toml_path == "rag.toml" and os.environ.get("RAG_CONFIG"):
             toml_path = os.environ["RAG_CONFIG"]
+            if not Path(toml_path).expanduser().is_file():  # a typo must not silently fall back to defaults
+                raise FileNotFoundError(f"Config file not found: {toml_path} (named by RAG_CONFIG)")
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
 
     def updated(self, **sections: dict) -> "Settings":

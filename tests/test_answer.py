@@ -9,54 +9,67 @@ import sys
 
 import pytest
 
-FACTS = [
-    ("Why did Russia avoid a mutual defense clause with Iran?", ["dragged"],
-     "to avoid being dragged into Iran’s regional wars"),
-    ("How many Russian-speaking Jews live in Israel?", ["2 million"],
-     "Around 2 million Russian-speaking Jews live in Israel"),
-    ("What did Zarif say about indigenous enrichment in the JCPOA negotiations?", ["Moscow refused"],
-     "Moscow refused to accept this"),
-    ("Which Iranian drones did Russia license for production?", ["Shahed"],
-     "licensing the production of Shahed suicide drones"),
-    ("How many Su-35Ms has Russia offered India?", ["117"], "Russia has offered India 117 Su-35Ms"),
-    ("When did Iran sign a comprehensive economic protocol with Moscow?", ["1989"],
-     "signing a comprehensive economic protocol with Moscow in 1989"),
-    ("What did Moscow announce after Israel's attack on Iran regarding uranium?", ["enriched uranium"],
-     "Moscow announced that Russia was ready to supply Iran with enriched uranium"),
-    ("Who is Iran's former ambassador to Germany?", ["Mousavian"],
-     "Hossein Mousavian, Iran’s former ambassador to Germany"),
-    ("What slogan did Iran's revolutionary government adopt?", ["Neither East nor West"],
-     "with the slogan “Neither East nor West,”"),
-    ("What did the Soviet Union get labeled initially by revolutionary Iran?", ["Lesser Satan"],
-     "initially labeled the “Lesser Satan,”"),
-    ("Which Israeli leader does Putin have warm personal relations with?", ["Netanyahu"],
-     "warm personal relations with Israeli Prime Minister Benjamin Netanyahu"),
-    ("What new demands did Lavrov raise in 2022?", ["sanctions"],
-     "insisting that any U.S. sanctions against Russia over Ukraine not affect Russia-Iran economic relations"),
-    ("Which organization does Russia coordinate with to stabilize oil prices?", ["OPEC"],
-     "Russia has consistently sought coordination with OPEC"),
-]
+def _check_answer_invariants(rag, answer, texts: dict[str, str]) -> None:
+    """What every answer must satisfy, whatever the question: spans are exact, markers name cited passages,
+    every sentence of an extractive answer is a cited verbatim quote, refusals carry no citations."""
+    from rag import markers
 
-
-@pytest.mark.parametrize("question,keys,evidence", FACTS, ids=[f[0][:40] for f in FACTS])
-def test_factual_answer_contains_fact_and_cites_supporting_span(essay_rag, essay_text, question, keys, evidence):
-    answer = essay_rag.ask(question)
-    assert not answer.refused, answer.answer
-    for key in keys:
-        assert key.lower() in answer.answer.lower(), answer.answer
-    ev_start = essay_text.index(evidence)
-    ev_end = ev_start + len(evidence)
+    numbers = [p.n for p in answer.passages]
+    assert numbers == list(range(1, len(numbers) + 1))
+    for p in answer.passages:
+        assert p.located_in(texts.setdefault(p.source, rag.document_text(p.source)))
+    if answer.refused:
+        assert answer.citations == [] and markers.cited(answer.answer) == []
+        return
     assert answer.citations, "an answer must cite"
-    cited = {c.n for c in answer.citations}
-    assert set(int(n) for n in __import__("re").findall(r"\[(\d+)\]", answer.answer)) == cited
-    assert any(c.start <= ev_start and ev_end <= c.end for c in answer.citations), "no citation spans the evidence"
-    assert any(any(h[0] <= ev_start < h[1] or ev_start <= h[0] < ev_end for h in c.highlights)
-               for c in answer.citations), "the supporting sentence is not highlighted"
+    assert set(markers.cited(answer.answer)) == {c.n for c in answer.citations}
+    assert {c.n for c in answer.citations} <= set(numbers)
     for c in answer.citations:
-        assert essay_text[c.start:c.end] == c.text
+        doc = texts.setdefault(c.source, rag.document_text(c.source))
+        assert c.located_in(doc)
+        assert c.highlights, f"citation [{c.n}] highlights nothing"
         for h0, h1 in c.highlights:
             assert c.start <= h0 < h1 <= c.end
-            assert essay_text[h0:h1] in answer.answer  # extractive answers quote what they highlight
+            assert markers.escape_literal(doc[h0:h1]) in answer.answer  # extractive answers quote what they mark
+    # Each sentence of the answer ends with its citation: removing the quoted, cited sentences leaves nothing.
+    rest = answer.answer
+    for c in answer.citations:
+        for h0, h1 in c.highlights:
+            rest = rest.replace(markers.escape_literal(texts[c.source][h0:h1]), "")
+    assert markers.strip(rest).strip(" .") == ""
+
+
+def test_every_answer_on_the_bundled_questions_keeps_the_invariants(essay_rag):
+    from eval import load_questions
+
+    texts: dict[str, str] = {}
+    answered = 0
+    for q in load_questions(split="all"):
+        answer = essay_rag.ask(q.question, q.history)
+        _check_answer_invariants(essay_rag, answer, texts)
+        answered += not answer.refused
+    assert answered > 0
+
+
+def test_marker_like_text_in_a_document_is_never_a_citation(tmp_path, embedder):
+    """A quoted sentence holding "[2]" keeps it as literal text: JSON citations and markers agree. The decision
+    model is replaced by one that always answers (a constant), so the quoting path runs whatever the gate says."""
+    from index import IndexConfig
+    from rag import RAG, DecisionModel, Settings, markers
+
+    doc = tmp_path / "bells.txt"
+    doc.write_text("The lighthouse of Dunmore\n\nThe old lighthouse siren sounded [2] times during storms in the "
+                   "harbour of Dunmore. Keepers lived in the tower from 1820 until 1954.\n", encoding="utf-8")
+    settings = Settings(index=IndexConfig(dir=tmp_path / "index"))
+    opened = RAG.from_settings(settings, embedder=embedder, build_if_missing=False)
+    opened.index.update([doc], progress=False)
+    rag = RAG(settings, opened.index, embedder, decision_model=DecisionModel((), (), 20.0, (), ()))
+    answer = rag.ask("How often did the lighthouse siren sound during storms in Dunmore?")
+    assert not answer.refused
+    assert "\\[2]" in answer.answer and markers.plain(answer.answer).count("[2]") == 1
+    assert 2 not in markers.cited(answer.answer) and [c.n for c in answer.citations] == [1]
+    assert set(markers.cited(answer.answer)) == {c.n for c in answer.citations}
+    _check_answer_invariants(rag, answer, {})
 
 
 @pytest.mark.parametrize("question", [

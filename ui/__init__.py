@@ -1,13 +1,11 @@
 """The Gradio chat UI over the `rag` pipeline: `build_app()` / `launch()` in `ui.app`, `rag chat` in `ui.cli`.
 
-Imports stay lazy so that `rag --help` (which loads `ui.cli` as a plug-in) never pays for importing Gradio.
+Imports stay lazy so that `rag --help` (which loads `ui.cli` as a plug-in) never pays for importing Gradio. Nothing
+here changes the process environment: the app turns Gradio's analytics off on its own Blocks
+(`analytics_enabled=False`), and the `rag` CLI sets its environment defaults in its own entry point.
 """
 
 from __future__ import annotations
-
-import os
-
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no calls home
 
 __all__ = ["build_app", "launch"]
 

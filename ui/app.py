@@ -1,32 +1,31 @@
-"""The Gradio app: layout and event wiring only (rendering is in `ui.render`, answering in `ui.chat`, uploads in
-`ui.documents`, shared RAG objects in `ui.engines`).
+"""The Gradio app: layout and event wiring only (rendering is in `ui.render`, answering in `ui.chat`, upload
+reports in `ui.documents`, the RAG of each session configuration in `ui.engines`, document sets and stored uploads
+in `rag.docsets`).
 
 `build_app()` constructs the Blocks without launching it, so tests can start it on a free port; `launch()` is
 what `rag chat` runs. The RAG (embedding model + index) is created once per process and shared by every session;
 each browser session keeps its own conversation and settings in gr.State.
 
-API: `/ask` (see ui/README_SECTION.md) answers one question and returns `Answer.to_dict()`.
+API: `/ask` (see ui/README_SECTION.md) answers one question and returns `Answer.to_dict()`; its history is parsed
+once, into `rag.types.Turn`s, each capped at the question limit (`answer.max_question_chars`).
 """
 
 from __future__ import annotations
 
-import os
+import functools
+import json
+import logging
+from typing import Any
 
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no calls home
+import gradio as gr
 
-import functools  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-from typing import Any  # noqa: E402
-
-import gradio as gr  # noqa: E402
-
-from rag import RAG, RagError, Settings  # noqa: E402
-from ui import render  # noqa: E402
-from ui.chat import ESSAY_FILE, EXAMPLES, Session, respond, sources_for_message  # noqa: E402
-from ui.documents import CURRENT_SET, NEW_SET, add_documents  # noqa: E402
-from ui.engines import DEFAULT_SET, ChatConfig, Engines  # noqa: E402
-from ui.evaluation import build_eval_tab  # noqa: E402
+from rag import RAG, RagError, Settings
+from rag.types import Turn
+from ui import render
+from ui.chat import EXAMPLES, Session, respond, sources_for_message
+from ui.documents import CURRENT_SET, NEW_SET, add_documents
+from ui.engines import DEFAULT_SET, ChatConfig, Engines
+from ui.evaluation import build_eval_tab
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ def status_line(engines: Engines, config: ChatConfig) -> str:
 
 def documents_md(engines: Engines, config: ChatConfig) -> str:
     try:
-        return render.documents_markdown(engines.for_set(config.set).documents(), engines.set_label(config.set))
+        return render.documents_markdown(engines.sets.documents(config.set), engines.set_label(config.set))
     except Exception as exc:
         return f"**Cannot use these settings:** {render.md_escape(str(exc))}"
 
@@ -62,8 +61,7 @@ def documents_md(engines: Engines, config: ChatConfig) -> str:
 def chat_look(engines: Engines, config: ChatConfig) -> dict:
     """Example questions only where they can be answered: on a set that holds the bundled essay."""
     try:
-        essay = any(d.source.replace("\\", "/").endswith("/" + ESSAY_FILE)
-                    for d in engines.for_set(config.set).documents())
+        essay = engines.sets.holds_bundled_essay(config.set)
     except Exception:
         essay = False
     if essay:
@@ -94,20 +92,18 @@ def guarded(outputs: int):
     return wrap
 
 
-def _parse_history(history: Any) -> list[dict]:
-    """API history: a JSON string or a list of {"role": "user"|"assistant", "content": str}."""
-    if history in (None, "", []):
-        return []
+def _parse_history(history: Any, max_chars: int | None = None) -> list[Turn]:
+    """API history: a JSON string, or a list of {"role": "user"|"assistant", "content": str} (each turn capped at
+    `max_chars`). What is wrong with it becomes a readable gr.Error."""
     if isinstance(history, str):
         try:
-            history = json.loads(history)
+            history = json.loads(history) if history.strip() else []
         except json.JSONDecodeError as exc:
             raise gr.Error(f"history must be JSON: a list of {{\"role\", \"content\"}} objects ({exc.msg}).")
-    if not isinstance(history, list) or not all(
-            isinstance(m, dict) and m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)
-            for m in history):
-        raise gr.Error('history must be a list of {"role": "user" | "assistant", "content": "..."} objects.')
-    return [{"role": m["role"], "content": m["content"]} for m in history]
+    try:
+        return Turn.parse_history(history, max_chars=max_chars)
+    except ValueError as exc:
+        raise gr.Error(str(exc).rstrip(".") + ".") from None
 
 
 def build_app(settings: Settings, rag: RAG | None = None) -> gr.Blocks:
@@ -116,7 +112,7 @@ def build_app(settings: Settings, rag: RAG | None = None) -> gr.Blocks:
     engines = Engines(settings, rag)
     start = engines.default_config()
 
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:  # no calls home
         session = gr.State(Session())
         config = gr.State(start)
 
@@ -240,7 +236,7 @@ def build_app(settings: Settings, rag: RAG | None = None) -> gr.Blocks:
             """Answer `question` from the documents; returns Answer.to_dict() (answer, refused, citations with
             highlights, passages, timings). `history`: optional JSON list of {"role", "content"} turns for
             follow-ups. `document_set`: optional name of an uploaded set (default: the default index)."""
-            turns = _parse_history(history)
+            turns = _parse_history(history, settings.answer.max_question_chars)
             cfg = engines.default_config()
             if document_set:
                 cfg = ChatConfig(document_set, cfg.generator, cfg.k, cfg.budget)

@@ -1,7 +1,8 @@
 """One browser session's conversation, and the streaming handler that answers a question in it.
 
-The chat shows rendered messages (linked markers, refusal notes); the pipeline needs the plain conversation, so
-the session keeps both. Nothing here raises into Gradio: every failure becomes a readable message in the chat.
+The chat shows rendered messages (linked markers, refusal notes); the pipeline needs the plain conversation
+(`rag.types.Turn`s), so the session keeps both. Nothing here raises into Gradio: every failure becomes a
+readable message in the chat.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from rag import Answer, BackendError, DocumentError, RagError
+from rag.types import Turn
 from ui import render
 from ui.engines import ChatConfig, Engines
 
 log = logging.getLogger(__name__)
 
-ESSAY_FILE = "russia-iran-essay.txt"  # the bundled essay the examples are about
+# Questions about the bundled essay, offered on a set that holds it (DocumentSets.holds_bundled_essay).
 EXAMPLES = [
     "Why did Russia avoid a mutual defense clause with Iran?",
     "What did Zarif say about enrichment during the JCPOA talks?",
@@ -33,12 +35,18 @@ class Session:
 
     messages: list[dict] = field(default_factory=list)       # what the Chatbot shows
     message_turns: list[int | None] = field(default_factory=list)  # answer index behind each shown message
-    history: list[dict] = field(default_factory=list)        # plain {"role", "content"} turns for the pipeline
+    history: list[Turn] = field(default_factory=list)        # the plain conversation, for the pipeline
     answers: list[Answer] = field(default_factory=list)
 
     def add(self, role: str, content: str, turn: int | None) -> None:
         self.messages.append({"role": role, "content": content})
         self.message_turns.append(turn)
+
+    def remember(self, question: str, answer: Answer, max_chars: int) -> None:
+        """Keep a finished answer and its exchange (each turn capped at the question limit, as API history is)."""
+        self.answers.append(answer)
+        self.history += Turn.parse_history([Turn("user", question), Turn("assistant", answer.answer)],
+                                           max_chars=max_chars)
 
 
 Update = tuple[list[dict], str, str, Session]  # chat messages, sources panel, question box, session
@@ -72,7 +80,7 @@ def respond(engines: Engines, question: str, session: Session, config: ChatConfi
     partial = ""
     try:
         rag = engines.rag(config)
-        for event in rag.stream(question, list(session.history)):
+        for event in rag.stream(question, session.history):
             if event.kind == "passages":
                 yield session.messages, render.searching_panel(question, event.passages), "", session
             elif event.kind == "token":
@@ -92,8 +100,7 @@ def respond(engines: Engines, question: str, session: Session, config: ChatConfi
             "", session
         return
 
-    session.answers.append(answer)
-    session.history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+    session.remember(question, answer, engines.settings.answer.max_question_chars)
     session.messages[-1]["content"] = render.answer_message(answer, turn)
     yield session.messages, render.sources_panel(answer, turn, turn + 1), "", session
 

@@ -11,11 +11,13 @@ if TYPE_CHECKING:
     from rag import Settings
 
 
-def register(app: typer.Typer, load: Callable[[], "Settings"]) -> None:
-    """Add the `chat` command to the `rag` Typer app; `load()` returns the settings (TOML + environment)."""
+def register(app: typer.Typer, load: Callable[[typer.Context], "Settings"]) -> None:
+    """Add the `chat` command to the `rag` Typer app; `load(ctx)` returns the settings (TOML + environment +
+    the global options of this invocation)."""
 
     @app.command("chat")
     def chat(
+        ctx: typer.Context,
         host: Annotated[Optional[str], typer.Option("--host", help="Interface to bind (default: ui.host, "
                                                     "127.0.0.1).")] = None,
         port: Annotated[Optional[int], typer.Option("--port", help="Port (default: ui.port, 7860).")] = None,
@@ -27,7 +29,7 @@ def register(app: typer.Typer, load: Callable[[], "Settings"]) -> None:
         from rich.markup import escape
 
         err = Console(stderr=True)
-        settings = load()
+        settings = load(ctx)
         try:
             from rag import ModelLoadError, RagError
             from ui.app import launch

@@ -1,4 +1,6 @@
-"""Adding a user's files to a document set: validate, store under a safe name, index, and report in plain words.
+"""Adding a user's files to a document set, reported in plain words. Checking, storing and indexing the files
+is `rag.docsets.DocumentSets`' job (`save_upload`, `add_files`); this module turns its results into the upload
+status a user reads, and switches the session to a new set once something is in it.
 
 Every problem (wrong type, too big, empty, unreadable) is collected into the report the user sees; nothing here
 raises a traceback into the UI.
@@ -41,18 +43,16 @@ def add_documents(engines: Engines, files: Sequence[str] | None, target: str, ne
         return UploadResult("Choose one or more files first (txt, md, html or pdf).", config,
                             ["no files were chosen"])
     try:
-        if target == NEW_SET:
-            key = engines.create_set(new_name)
-        else:
-            key = config.set
-        rag = engines.for_set(key)
+        sets = engines.sets
+        key = sets.create(new_name) if target == NEW_SET else config.set
+        rag = sets.open(key)
         label = engines.set_label(key)
         progress(0.02, f"Checking {len(files)} file(s)…")
         saved: list[Path] = []
         problems: list[str] = []
         for i, f in enumerate(files):
             try:
-                saved.append(rag.save_upload(_name(f), Path(f)))
+                saved.append(sets.save_upload(key, _name(f), Path(f)))
             except DocumentError as exc:
                 problems.append(f"**{_name(f)}** — {exc.reason}")
             except OSError as exc:
@@ -61,7 +61,7 @@ def add_documents(engines: Engines, files: Sequence[str] | None, target: str, ne
         added: list[str] = []
         unchanged: list[str] = []
         if saved:
-            report = rag.add_files(saved, progress=lambda frac, msg: progress(0.1 + 0.9 * frac, msg))
+            report = sets.add_files(key, saved, progress=lambda frac, msg: progress(0.1 + 0.9 * frac, msg))
             # (add_files deletes a stored upload that cannot be indexed, so it is not retried on every update.)
             for exc in report.errors:
                 problems.append(f"**{_name(exc.path)}** — {exc.reason}")

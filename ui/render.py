@@ -16,12 +16,11 @@ import html
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-from rag import Answer, Citation, Passage
+from rag import Answer, Citation, Passage, markers
 
 # Distinct hues (blue, amber, green, rose, violet, cyan), used translucently so they read in light and dark themes.
 PALETTE = ["37, 99, 235", "217, 119, 6", "5, 150, 105", "190, 24, 93", "124, 58, 237", "8, 145, 178"]
 
-MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~$])")
 
 # Scoped to the sources panel by gr.HTML(css_template=...).
@@ -96,21 +95,39 @@ def chip(n: int, turn: int, tooltip: str = "") -> str:
             f'border:1px solid rgba({colour(n)},0.6)">[{n}]</a>')
 
 
+def _claims(text: str) -> list[tuple[markers.Marker, str]]:
+    """Each citation marker of `text` with the claim it is attached to: the plain text before it, back to the
+    previous marker (adjacent markers, as in "… wars [2][3].", share one claim)."""
+    found = markers.find(text)
+    out, claim_start = [], 0
+    for i, m in enumerate(found):
+        segment = markers.replace(text[claim_start:m.start], lambda _: " ")
+        claim = " ".join(markers.unescape(segment).split()).lstrip(".,;:!? ").strip()
+        out.append((m, claim))
+        adjacent = i + 1 < len(found) and not text[m.end:found[i + 1].start].strip()
+        if not adjacent:
+            claim_start = m.end
+    return out
+
+
 def link_markers(text: str, turn: int, tooltip: Callable[[int, str], str] | None = None) -> str:
-    """Escape answer text for markdown and turn each `[n]` (or `[1, 2]`) into chips linking to the sources.
+    """Escape answer text for markdown and turn each citation marker (`[1]`, `[1, 2]`, `[1; 2]`, `[1-3]`, see
+    `rag.markers`) into chips linking to the sources. Document text quoted as a literal (`\\[2]`) is shown as
+    "[2]" and never becomes a chip.
 
     `tooltip(n, claim)` gives the hover text of marker `n` placed after the answer text `claim`."""
-    out, pos, claim_start = [], 0, 0
-    for m in MARKER.finditer(text):
-        out.append(md_escape(text[pos:m.start()]))
-        claim = " ".join(MARKER.sub(" ", text[claim_start:m.start()]).split()).lstrip(".,;:!? ")
-        numbers = [int(x) for x in re.split(r"\s*,\s*", m.group(1))]
-        out.append("".join(chip(n, turn, tooltip(n, claim) if tooltip else "") for n in numbers))
-        pos = m.end()
-        if not text[m.end():].lstrip().startswith("["):
-            claim_start = m.end()
-    out.append(md_escape(text[pos:]))
+    out, pos = [], 0
+    for m, claim in _claims(text):
+        out.append(_md_text(text[pos:m.start]))
+        out.append("".join(chip(n, turn, tooltip(n, claim) if tooltip else "") for n in m.numbers))
+        pos = m.end
+    out.append(_md_text(text[pos:]))
     return "".join(out)
+
+
+def _md_text(text: str) -> str:
+    """Answer text between markers, as markdown: literal document brackets restored, everything escaped."""
+    return md_escape(markers.unescape(text))
 
 
 def _best_highlight(c: Citation, claim: str) -> str:
@@ -130,14 +147,10 @@ def cited_claims(text: str) -> dict[int, list[str]]:
     """The answer sentence(s) each citation number is attached to: the text before a marker, back to the
     previous marker (adjacent markers, as in "… wars [2][3].", share one claim)."""
     claims: dict[int, list[str]] = {}
-    pos = 0
-    for m in MARKER.finditer(text):
-        claim = " ".join(MARKER.sub(" ", text[pos:m.start()]).split()).lstrip(".,;:!? ").strip()
-        for x in re.split(r"\s*,\s*", m.group(1)):
-            if claim:
-                claims.setdefault(int(x), []).append(claim)
-        if not text[m.end():].lstrip().startswith("["):
-            pos = m.end()
+    for m, claim in _claims(text):
+        if claim:
+            for n in m.numbers:
+                claims.setdefault(n, []).append(claim)
     return claims
 
 
