@@ -47,13 +47,6 @@ def load_sentence_transformer(name: str, device: str = "cpu"):
     (Process-wide switches such as HF_HUB_OFFLINE are the application's to set, in its `main()`, not this
     library's.)"""
     from sentence_transformers import SentenceTransformer
-
-    try:  # the weight-loading progress bar is noise in a CLI that prints its own progress
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
     target = resolve_model_path(name)
     try:
         return SentenceTransformer(target, device=device, local_files_only=True)

@@ -5,7 +5,6 @@ Both address chunks by row number, so the fused ranking can combine them without
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import bm25s
@@ -15,7 +14,6 @@ import Stemmer
 
 from index.config import IndexConfig
 
-logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 class DenseStore:

@@ -23,7 +23,9 @@ from rich.table import Table
 
 # Process-wide defaults, set once by main() (library code never touches the environment): no hub downloads,
 # no analytics calls home, no tokenizer thread pools fighting over 2 cores.
-ENV_DEFAULTS = {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "TOKENIZERS_PARALLELISM": "false"}
+# (HF_HUB_DISABLE_PROGRESS_BARS also silences transformers' weight-loading bar: the CLI prints its own progress.)
+ENV_DEFAULTS = {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "TOKENIZERS_PARALLELISM": "false",
+                "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
 app = typer.Typer(help="Grounded Q&A over your documents, with checkable citations.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -258,6 +260,7 @@ def _load_plugins() -> None:
 def main() -> None:
     for name, value in ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # its per-call INFO lines are noise in a CLI
     _load_plugins()
     app()
 
