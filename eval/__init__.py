@@ -1,15 +1,21 @@
 """Evaluation of the RAG pipeline: retrieval, answers, citations, refusals and latency, without an LLM judge.
 
     from rag import RAG, load_settings
-    from eval import load_questions, run_eval, write_html, metrics_table
+    from eval import Gate, load_questions, run_eval, write_html, metrics_table
+    from eval.metrics import KEY_ACCURACY                      # each metric is a MetricSpec constant
 
     rag = RAG.from_settings(load_settings())
     run = run_eval(rag, load_questions(split="test"), progress=lambda done, total, record: ...)
-    run.metrics["groups"]["test"]["key_accuracy"]; run.failures(); run.save("results.json")
+    run.metrics["groups"]["test"][KEY_ACCURACY.key]; run.failures(); run.save("results.json")
     write_html(run, "report.html")
+    Gate.load().check(run.metrics).passed      # the regression gate of `rag eval --check`
 
-Importing `eval` loads nothing heavy (no model, no index, not even `rag`); the names below are resolved lazily.
-The command line is `rag eval` (eval/cli.py); metric definitions are in eval/METRICS.md.
+A run's records are typed (`EvalRecord`, scored by the pure `score(record) -> Scores`) and saved as the flat
+JSON of format "essay-rag-eval/1"; `EvalRun.load` reads and re-scores such a file.
+
+Importing `eval` loads nothing heavy (no model, no index); the names below are resolved lazily. Scoring needs
+only `rag.markers` (the one definition of the `[n]` citation syntax). The command line is `rag eval`
+(eval/cli.py); metric definitions are in eval/METRICS.md.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ _EXPORTS = {
     "sample": "eval.dataset",
     "run_eval": "eval.runner", "EvalRun": "eval.runner", "rag_for_config": "eval.runner",
     "compute_metrics": "eval.metrics", "metrics_table": "eval.metrics", "formatted_table": "eval.metrics",
-    "TARGETS": "eval.metrics",
+    "TARGETS": "eval.metrics", "METRICS": "eval.metrics", "METRIC_BY_KEY": "eval.metrics", "score": "eval.metrics",
+    "EvalRecord": "eval.records", "Scores": "eval.records", "Expected": "eval.records",
+    "Gate": "eval.gate", "GateError": "eval.gate",
     "write_html": "eval.report", "render_html": "eval.report",
     "compare_runs": "eval.compare", "print_comparison": "eval.compare", "write_compare_html": "eval.compare",
     "baseline_settings": "eval.configs", "resolve_config": "eval.configs",

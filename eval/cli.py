@@ -14,6 +14,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from eval.records import EvalRecord
     from eval.runner import EvalRun
     from rag import Settings
 
@@ -26,6 +27,7 @@ targets (checked on the test split). Examples:
   rag eval --split test --out default.json --report default.html
   rag eval --baseline --out baseline.json   # the LangChain tutorial configuration
   rag eval --compare baseline.json default.json --report compare.html
+  rag eval --split test --check             # quality gate: fail on a regression (eval/quality_gate.toml)
   rag eval my_questions.jsonl --limit 10
   RAG_LLM__BACKEND=ollama RAG_LLM__MODEL=qwen2.5:3b rag eval --label ollama-qwen
 """
@@ -40,11 +42,13 @@ def _fail(console: "Console", message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def register(app: typer.Typer, load: Callable[[], "Settings"]) -> None:
-    """Add the `eval` command to the `rag` Typer app; `load()` returns the settings (TOML + environment)."""
+def register(app: typer.Typer, load: Callable[[typer.Context], "Settings"]) -> None:
+    """Add the `eval` command to the `rag` Typer app; `load(ctx)` returns the settings (TOML + environment + the
+    global options of this invocation, such as --index-dir)."""
 
     @app.command("eval", help=HELP, no_args_is_help=False)
     def eval_command(
+        ctx: typer.Context,
         file: Optional[Path] = typer.Argument(None, help="A JSONL question file (default: the bundled essay set).",
                                               show_default=False),
         split: str = typer.Option("all", "--split", "-s", help="Which split: dev, test or all."),
@@ -64,7 +68,13 @@ def register(app: typer.Typer, load: Callable[[], "Settings"]) -> None:
             None, "--compare", help="Compare two --out files (A B) instead of running; shows B relative to A.",
             show_default=False),
         label: Optional[str] = typer.Option(None, "--label", help="Name of this run in reports and comparisons."),
-        check: bool = typer.Option(False, "--check", help="Exit with status 1 when a target is missed."),
+        check: bool = typer.Option(False, "--check",
+                                   help="Quality gate: exit with status 1 when a metric of the test split regressed "
+                                        "beyond the tolerance in eval/quality_gate.toml (needs the whole test "
+                                        "split)."),
+        gate_file: Optional[Path] = typer.Option(None, "--gate",
+                                                 help="Thresholds for --check (default: eval/quality_gate.toml).",
+                                                 show_default=False),
         show_failures: int = typer.Option(20, "--show-failures", min=0, help="Failing questions to list."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
@@ -74,8 +84,9 @@ def register(app: typer.Typer, load: Callable[[], "Settings"]) -> None:
         if compare:
             _compare(console, compare, report, out)
             return
-        run = _run(console, load, file, split, "baseline" if baseline else config, limit, qtype, qid, label,
-                   progress)
+        gate = _load_gate(console, gate_file) if check else None
+        run = _run(console, lambda: load(ctx), file, split, "baseline" if baseline else config, limit, qtype, qid,
+                   label, progress, gate)
         print_run(run, console, show_failures=show_failures)
         if out:
             console.print(f"Results: [bold]{run.save(out)}[/]")
@@ -86,8 +97,30 @@ def register(app: typer.Typer, load: Callable[[], "Settings"]) -> None:
         if not out and not report:
             console.print("[dim]Add --report report.html for the full report (curves, failing questions with their "
                           "evidence) and --out results.json to keep the records for --compare.[/]")
-        if check and not run.metrics["targets"]["all_met"]:
-            raise typer.Exit(1)
+        if gate is not None:
+            report = gate.check(run.metrics)
+            _print_gate(console, report)
+            if not report.passed:
+                raise typer.Exit(1)
+
+
+def _load_gate(console: "Console", path: Path | None):
+    from eval.gate import GATE_FILE, Gate, GateError
+
+    try:
+        return Gate.load(path or GATE_FILE)
+    except GateError as exc:
+        raise _fail(console, str(exc)) from None
+
+
+def _print_gate(console: "Console", report) -> None:
+    from rich.markup import escape
+
+    colour = "green" if report.passed else "red"
+    head, *rest = report.summary().splitlines()
+    console.print(f"[bold {colour}]{escape(head)}[/]")
+    for line in rest:
+        console.print(f"[{'green' if line.lstrip().startswith('↑') else 'red'}]{escape(line)}[/]")
 
 
 def _compare(console: "Console", paths: tuple[Path, Path], report: Path | None, out: Path | None) -> None:
@@ -131,7 +164,8 @@ def _settings_for(console: "Console", load: Callable[[], "Settings"], config: st
 
 
 def _run(console: "Console", load, file: Path | None, split: str, config: str, limit: int | None,
-         qtype: list[str] | None, qid: list[str] | None, label: str | None, show_progress: bool) -> "EvalRun":
+         qtype: list[str] | None, qid: list[str] | None, label: str | None, show_progress: bool,
+         gate=None) -> "EvalRun":
     from rich.markup import escape
 
     from eval.configs import describe_settings
@@ -158,6 +192,12 @@ def _run(console: "Console", load, file: Path | None, split: str, config: str, l
     questions = sample(questions, limit)
     if not questions:
         raise _fail(console, "No questions left to evaluate after filtering.")
+    if gate is not None and gate.questions is not None:  # say so now, not after a run that cannot be compared
+        n = sum(1 for q in questions if q.split == gate.split)
+        if n != gate.questions:
+            raise _fail(console, f"--check compares the {gate.questions} questions of the {gate.split} split with "
+                                 f"{gate.source}; this selection has {n} of them. Run `rag eval --split "
+                                 f"{gate.split} --check` without --limit, --type or --id.")
     settings, config_name = _settings_for(console, load, config)
     dataset = str(file) if file else f"bundled essay set ({split})"
     console.print(f"[bold]rag eval[/] · {escape(config_name)} · {describe(questions)} · {escape(dataset)}")
@@ -181,9 +221,9 @@ def _run(console: "Console", load, file: Path | None, split: str, config: str, l
                           transient=True) as bar:
                 task = bar.add_task("Evaluating", total=len(questions))
 
-                def on_progress(done: int, total: int, record: dict | None) -> None:
-                    text = f"Evaluating {record['id']}" if record else "Warming up"
-                    if record and record.get("failed"):
+                def on_progress(done: int, total: int, record: "EvalRecord | None") -> None:
+                    text = f"Evaluating {record.id}" if record else "Warming up"
+                    if record and record.failed:
                         text += " [red]✗[/]"
                     bar.update(task, completed=done, description=text)
 
@@ -194,11 +234,6 @@ def _run(console: "Console", load, file: Path | None, split: str, config: str, l
     except RagError as exc:  # BackendError: the LLM is unreachable or cannot load; every question would fail
         raise _fail(console, str(exc)) from None
     return run
-
-
-_TYPE_ROW_LABELS = {"recall@1000c": "R@1000 chars", "context_recall": "Context rec.", "key_accuracy": "Key terms",
-                    "citation_precision": "Cite prec.",
-                    "citation_recall": "Cite recall", "latency.total.median_ms": "Median ms"}
 
 
 def _short(value, kind: str) -> str:
@@ -214,7 +249,7 @@ def print_run(run: "EvalRun", console: "Console | None" = None, show_failures: i
     from rich.markup import escape
     from rich.table import Table
 
-    from eval.metrics import METRIC_BY_KEY, TYPE_METRICS, format_value, metrics_table
+    from eval.metrics import TYPE_METRICS, format_value, metrics_table
 
     console = console or Console()
     groups = run.groups
@@ -248,7 +283,8 @@ def print_run(run: "EvalRun", console: "Console | None" = None, show_failures: i
     missed = [r for r in targets["results"] if r["met"] is False]
     verdict = "[green]all targets met[/]" if targets["all_met"] else \
         f"[red]{len(missed)} target(s) missed:[/] " + ", ".join(r["label"] for r in missed)
-    console.print(f"Targets are checked on the [bold]{targets['split']}[/] split: {verdict}")
+    console.print(f"Targets (goals; --check gates on eval/quality_gate.toml instead) on the "
+                  f"[bold]{targets['split']}[/] split: {verdict}")
 
     by_type = run.metrics["by_type"].get("all" if "all" in groups else groups[0], {})
     if by_type:  # types as columns: six of them fit an 80-column terminal, ten metrics would not
@@ -261,18 +297,16 @@ def print_run(run: "EvalRun", console: "Console | None" = None, show_failures: i
             t.add_column(qtype, justify="right", no_wrap=True)
         t.add_row("questions", *[str(m["n"]) for m in by_type.values()])
         t.add_row("failing", *[str(m["failed"]) for m in by_type.values()])
-        for key in TYPE_METRICS:
-            spec = METRIC_BY_KEY[key]
-            t.add_row(_TYPE_ROW_LABELS.get(key, spec.abbrev),
-                      *[_short(m.get(key), spec.kind) for m in by_type.values()])
+        for spec in TYPE_METRICS:
+            t.add_row(spec.abbrev, *[_short(m.get(spec.key), spec.kind) for m in by_type.values()])
         console.print(t)
 
     failures = run.failures()
-    errors = [r for r in run.records if r.get("error")]
+    errors = [r for r in run.records if r.error]
     if errors:
-        console.print(f"[red]{len(errors)} question(s) raised an error[/], e.g. {escape(errors[0]['id'])}: "
-                      f"{escape(errors[0]['error'])}")
-    not_found = [r["id"] for r in run.records if any("not found" in w for w in r.get("warnings") or [])]
+        console.print(f"[red]{len(errors)} question(s) raised an error[/], e.g. {escape(errors[0].id)}: "
+                      f"{escape(errors[0].error)}")
+    not_found = [r.id for r in run.records if r.scores and any("not found" in w for w in r.scores.warnings)]
     if not_found:
         console.print(f"[yellow]Evidence not found verbatim in the index for {len(not_found)} question(s)[/] "
                       f"({', '.join(not_found[:8])}{' …' if len(not_found) > 8 else ''}): "
@@ -284,8 +318,7 @@ def print_run(run: "EvalRun", console: "Console | None" = None, show_failures: i
         t.add_column("Question", max_width=50, no_wrap=True, overflow="ellipsis")
         t.add_column("Why", max_width=60)
         for r in failures[:show_failures]:
-            t.add_row(escape(r["id"]), escape(r.get("type", "")), escape(r.get("question", "")),
-                      escape("; ".join(r.get("failure_reasons") or [])))
+            t.add_row(escape(r.id), escape(r.type), escape(r.question), escape("; ".join(r.failure_reasons)))
         console.print(t)
         if len(failures) > show_failures:
             console.print(f"[dim]… and {len(failures) - show_failures} more (see --report or --out).[/]")

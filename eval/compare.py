@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.metrics import METRICS, format_value
+from eval.metrics import F1, KEY_ACCURACY, METRICS, RECALL_1000C, RECIPROCAL_RANK, format_value
+from eval.records import EvalRecord, Scores
 
 # A metric change smaller than this is reported as unchanged (ratios are over a few dozen questions).
 EPSILON = 1e-9
@@ -22,20 +23,27 @@ def _direction(delta: float | None, higher_is_better: bool | None) -> str:
     return "better" if (delta > 0) == higher_is_better else "worse"
 
 
-def _what_changed(ra: dict, rb: dict) -> list[str]:
+def _scores(r: EvalRecord) -> Scores:
+    return r.scores if r.scores is not None else r.scored().scores
+
+
+def _what_changed(ra: EvalRecord, rb: EvalRecord) -> list[str]:
+    """The per-question differences worth naming, labelled like the metrics they feed."""
+    sa, sb = _scores(ra), _scores(rb)
     changes = []
-    for key, label in (("refused", "refused"), ("key_correct", "key terms"), ("cited_evidence", "cites evidence")):
-        va, vb = ra.get(key), rb.get(key)
+    for label, va, vb in (("refused", ra.refused, rb.refused),
+                          (KEY_ACCURACY.short.lower(), sa.key_correct, sb.key_correct),
+                          ("cites evidence", sa.cited_evidence, sb.cited_evidence)):
         if va is not None and vb is not None and bool(va) != bool(vb):
             changes.append(f"{label}: {'yes' if va else 'no'} → {'yes' if vb else 'no'}")
-    reta, retb = ra.get("retrieval") or {}, rb.get("retrieval") or {}
-    for key, label in (("rr", "RR"), ("recall@1000c", "recall@1000c")):
+    reta, retb = sa.retrieval or {}, sb.retrieval or {}
+    for key, label in ((RECIPROCAL_RANK, "RR"), (RECALL_1000C.key, RECALL_1000C.short)):
         va, vb = reta.get(key), retb.get(key)
         if va is not None and vb is not None and abs(va - vb) > EPSILON:
             changes.append(f"{label} {va:.2f} → {vb:.2f}")
-    fa, fb = ra.get("f1"), rb.get("f1")
+    fa, fb = sa.f1, sb.f1
     if fa is not None and fb is not None and abs(fa - fb) >= 0.05:
-        changes.append(f"F1 {fa:.2f} → {fb:.2f}")
+        changes.append(f"{F1.short} {fa:.2f} → {fb:.2f}")
     return changes
 
 
@@ -54,8 +62,8 @@ def compare_runs(a, b) -> dict:
     if only_a or only_b:  # compare like with like: the metrics of both runs over their common questions only
         from eval.metrics import compute_metrics
 
-        ga = compute_metrics([r for r in a.records if r["id"] in ib])["groups"]
-        gb = compute_metrics([r for r in b.records if r["id"] in ia])["groups"]
+        ga = compute_metrics([r for r in a.records if r.id in ib])["groups"]
+        gb = compute_metrics([r for r in b.records if r.id in ia])["groups"]
     else:
         ga, gb = a.metrics["groups"], b.metrics["groups"]
     groups = [g for g in ga if g in gb]
@@ -73,13 +81,12 @@ def compare_runs(a, b) -> dict:
         rb = ib.get(qid)
         if rb is None:
             continue
-        item = {"id": qid, "type": ra.get("type"), "split": ra.get("split"), "question": ra.get("question"),
-                "changes": _what_changed(ra, rb), "reasons_a": ra.get("failure_reasons") or [],
-                "reasons_b": rb.get("failure_reasons") or [], "answer_a": ra.get("answer"),
-                "answer_b": rb.get("answer")}
-        if ra.get("failed") and not rb.get("failed"):
+        item = {"id": qid, "type": ra.type, "split": ra.split, "question": ra.question,
+                "changes": _what_changed(ra, rb), "reasons_a": ra.failure_reasons, "reasons_b": rb.failure_reasons,
+                "answer_a": ra.answer, "answer_b": rb.answer}
+        if ra.failed and not rb.failed:
             improved.append(item)
-        elif rb.get("failed") and not ra.get("failed"):
+        elif rb.failed and not ra.failed:
             regressed.append(item)
         elif item["changes"]:
             changed.append(item)
@@ -151,7 +158,7 @@ def render_compare_html(a, b, cmp: dict | None = None) -> str:
     common = set(a.by_id()) & set(b.by_id())
 
     def records(run):
-        return [r for r in run.records if r["id"] in common and (group == "all" or r.get("split") == group)]
+        return [r for r in run.records if r.id in common and (group == "all" or r.split == group)]
 
     png = recall_curves_png({f"A: {a.label}": records(a), f"B: {b.label}": records(b)}, title=f"split: {group}")
     head = "".join(f"<th>{esc(g)} A</th><th>{esc(g)} B</th><th>Δ</th>" for g in cmp["groups"])

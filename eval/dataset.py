@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from eval.metrics import NO_ANSWER_TYPES, QUESTION_TYPES
+from eval.records import NO_ANSWER_TYPES, QUESTION_TYPES
 
 DATA_DIR = Path(__file__).with_name("data")
 BUNDLED_SPLITS = {"dev": DATA_DIR / "essay_dev.jsonl", "test": DATA_DIR / "essay_test.jsonl"}

@@ -1,12 +1,20 @@
 """Scoring without an LLM judge: span overlap for retrieval and citations, key terms and token F1 for answers.
 
-Everything here is a pure function of plain data (the dicts of `Answer.to_dict()` and of the evaluation
-records), so a saved results file can be re-scored, compared and tested without loading any model.
+Everything here is a pure function of plain data (an `EvalRecord` holds the JSON of `Answer.to_dict()` and of
+what the runner added), so a saved results file can be re-scored, compared and tested without loading any model.
 The exact definitions are written out in eval/METRICS.md; keep the two in step.
 
-Per-question scoring is `score_record(record)`; `aggregate(records)` averages a list of scored records;
-`compute_metrics(records)` gives the per-split, overall and per-type numbers; `metrics_table(run)` lays them out
-as rows with the targets.
+Per-question scoring is `score(record) -> Scores`; `aggregate(records)` averages scored records into one flat
+dict keyed by metric; `compute_metrics(records)` gives the per-split, overall and per-type numbers;
+`metrics_table(run)` lays them out as rows with the targets.
+
+Each aggregate metric is defined once, as a `MetricSpec` below: its key (in the results JSON), label, direction,
+the questions it is averaged over and how it is computed. Every other module (the CLI, the HTML report, the
+comparison, the quality gate, the UI) refers to a metric through these constants or `METRIC_BY_KEY`, never by
+retyping its key, so a renamed or retired metric fails at import instead of showing "–".
+
+Citation markers (`[1]`, `[1, 2]`, `[1-3]`, escaped literals `\\[2]`) are read by `rag.markers`, the one
+definition of that syntax; it imports only `re`, so eval stays light.
 """
 
 from __future__ import annotations
@@ -15,13 +23,14 @@ import math
 import re
 import string
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from eval.records import NO_ANSWER_TYPES, QUESTION_TYPES, EvalRecord, Scores, is_answerable  # noqa: F401 (re-exported)
+from rag import markers
 
 KS = (1, 3, 5, 10)
 BUDGETS = (1000, 2000)
-NO_ANSWER_TYPES = frozenset({"unanswerable", "adversarial"})
-QUESTION_TYPES = ("fact", "synthesis", "paraphrase", "followup", "unanswerable", "adversarial")
 LATENCY_STAGES = ("retrieve", "generate", "total")
 
 # --------------------------------------------------------------------------------------------------- spans
@@ -110,39 +119,10 @@ def retrieval_scores(passages: Sequence[dict], evidence: Sequence[dict], ks: Ite
     return scores
 
 
-def recall_at_budget(passages: Sequence[dict], evidence: Sequence[dict], budget: int) -> float | None:
-    if not evidence:
-        return None
-    return _evidence_recall(within_budget(list(passages), budget), evidence)
-
-
 # --------------------------------------------------------------------------------------------------- answers
 
-# [3], [1, 2], [1][2] (two markers), [2-4] / [2–4] (a range).
-_MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:,|;|-|–)\s*\d+)*)\s*\]")
-_MARKER_WITH_SPACE = re.compile(r"\s*\[\s*\d+(?:\s*(?:,|;|-|–)\s*\d+)*\s*\]")
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "‐": "-", "‑": "-", "–": "-", "—": "-",
                          "\u00a0": " "})
-
-
-def citation_markers(text: str) -> list[int]:
-    """Every passage number cited in the text, once per occurrence, in order.
-
-    [3] gives 3; [1, 2] and [1][2] give 1, 2; [2-4] gives 2, 3, 4. Brackets without digits are not markers."""
-    numbers: list[int] = []
-    for m in _MARKER.finditer(text or ""):
-        for part in re.split(r"\s*[,;]\s*", m.group(1)):
-            bounds = re.split(r"\s*[-–]\s*", part)
-            if len(bounds) == 2 and bounds[0].isdigit() and bounds[1].isdigit():
-                lo, hi = int(bounds[0]), int(bounds[1])
-                numbers.extend(range(lo, hi + 1) if 0 <= hi - lo <= 50 else (lo, hi))
-            else:
-                numbers.extend(int(b) for b in bounds if b.isdigit())
-    return numbers
-
-
-def strip_citations(text: str) -> str:
-    return _MARKER_WITH_SPACE.sub("", text or "")
 
 
 def _fold(text: str) -> str:
@@ -151,8 +131,11 @@ def _fold(text: str) -> str:
 
 def key_groups_matched(answer_text: str, keys: Sequence[Sequence[str]]) -> list[bool]:
     """For each key group, whether any of its terms occurs in the answer (case-insensitive substring, citation
-    markers removed, curly quotes and dashes folded to ASCII, runs of whitespace collapsed)."""
-    folded = _fold(strip_citations(answer_text))
+    markers removed, curly quotes and dashes folded to ASCII, runs of whitespace collapsed).
+
+    The answer is read as a person reads it (`markers.plain`): markers gone, so "[1]" cannot satisfy a key "1",
+    and a quoted literal "\\[2]" back to the document's "[2]"."""
+    folded = _fold(markers.plain(answer_text or ""))
     return [any(_fold(term).strip() and _fold(term).strip() in folded for term in group) for group in keys]
 
 
@@ -169,7 +152,7 @@ _PUNCT = set(string.punctuation) | set("’‘“”–—…«»")
 
 def normalize_answer(text: str) -> str:
     """SQuAD normalisation: lowercase, drop punctuation and articles, collapse whitespace (citations removed first)."""
-    text = strip_citations(text).lower()
+    text = markers.plain(text or "").lower()
     text = "".join(" " if ch in _PUNCT else ch for ch in text)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
@@ -192,87 +175,74 @@ def token_f1(prediction: str, reference: str) -> float:
 # --------------------------------------------------------------------------------------------------- citations
 
 
-def cited_spans(answer: dict) -> list[dict]:
+def cited_spans(record: EvalRecord) -> list[dict]:
     """The distinct passages an answer cites (by number): its `citations`, plus passages named by a marker in the
     text that the citations list lacks. A passage cited twice counts once."""
     cited: dict[int, dict] = {}
-    for c in answer.get("citations") or []:
+    for c in record.citations:
         cited.setdefault(int(c["n"]), c)
-    passages = {int(p["n"]): p for p in answer.get("passages") or []}
-    for n in citation_markers(answer.get("answer", "")):
+    passages = {int(p["n"]): p for p in record.passages}
+    for n in markers.numbers(record.answer):
         if n not in cited and n in passages:
             cited[n] = passages[n]
     return [cited[n] for n in sorted(cited)]
 
 
-def marker_counts(answer: dict) -> tuple[int, int]:
-    """(all markers, invalid markers): markers in the text naming no passage, plus numbers validation removed."""
-    valid = {int(p["n"]) for p in answer.get("passages") or []}
-    markers = citation_markers(answer.get("answer", ""))
-    removed = list((answer.get("validation") or {}).get("removed") or [])
-    invalid = sum(1 for n in markers if n not in valid) + len(removed)
-    return len(markers) + len(removed), invalid
+def marker_counts(record: EvalRecord) -> tuple[int, int]:
+    """(all markers, invalid markers): markers in the text naming no passage, plus numbers validation removed.
+
+    A marker naming several passages (`[1, 2]`, `[1-3]`) counts once per number; an escaped literal (`\\[2]`,
+    document text quoted in the answer) is no marker."""
+    valid = {int(p["n"]) for p in record.passages}
+    cited = markers.numbers(record.answer)
+    removed = list((record.validation or {}).get("removed") or [])
+    invalid = sum(1 for n in cited if n not in valid) + len(removed)
+    return len(cited) + len(removed), invalid
 
 
 # --------------------------------------------------------------------------------------------------- per question
 
 
-def is_answerable(qtype: str) -> bool:
-    """Unanswerable and adversarial questions should be refused; every other type has an answer in the text."""
-    return qtype not in NO_ANSWER_TYPES
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
-def score_record(record: dict) -> dict:
-    """Add the per-question scores to an evaluation record (in place) and return it.
+def score(record: EvalRecord) -> Scores:
+    """The per-question scores of a record (see eval/METRICS.md). Pure: the record is not changed.
 
-    Reads: type, answer, refused, citations, passages, validation, expected {answer, keys, evidence (located)},
-    retrieved (ranked passages from `rag.retrieve`), error. Writes: retrieval, context_recall, context_chars,
-    key_correct, key_groups, f1,
-    cited_evidence, citations_total, citations_relevant, citation_precision, cited_sentences_total,
-    cited_sentences_relevant, markers, invalid_markers,
-    refusal_correct, failed, failure_reasons, warnings.
+    Reads: type, answer, refused, citations, passages, validation, expected (answer, keys, located evidence),
+    retrieved (ranked passages from `rag.retrieve`) and error.
     """
-    expected = record.get("expected") or {}
-    evidence = expected.get("evidence") or []
-    keys = expected.get("keys") or []
-    answerable = is_answerable(record.get("type", ""))
-    refused = bool(record.get("refused"))
-    error = record.get("error")
-    text = record.get("answer") or ""
+    expected = record.expected
+    evidence, keys = expected.evidence, expected.keys
+    answerable = record.answerable
+    refused, error, text = record.refused, record.error, record.answer or ""
 
-    record["retrieval"] = retrieval_scores(record.get("retrieved") or [], evidence) if answerable else None
-    context = record.get("passages") or []
-    record["context_chars"] = sum(_passage_len(x) for x in context)
-    record["context_recall"] = _evidence_recall(context, evidence) if answerable and evidence else None
+    retrieval = retrieval_scores(record.retrieved, evidence) if answerable else None
+    context = record.passages
+    context_chars = sum(_passage_len(x) for x in context)
+    context_recall = _evidence_recall(context, evidence) if answerable and evidence else None
 
     groups = key_groups_matched(text, keys) if keys else []
-    record["key_groups"] = groups
-    if answerable and keys:
-        record["key_correct"] = bool(all(groups)) and not refused and not error
-    else:
-        record["key_correct"] = None
+    correct = (bool(all(groups)) and not refused and not error) if answerable and keys else None
     if answerable:
-        record["f1"] = 0.0 if (refused or error) else token_f1(text, expected.get("answer", ""))
+        f1 = 0.0 if (refused or error) else token_f1(text, expected.answer)
     else:
-        record["f1"] = None
+        f1 = None
 
     cited = cited_spans(record)
     relevant = [c for c in cited if any(span_overlaps(c, ev) for ev in evidence)]
-    record["citations_total"] = len(cited)
-    record["citations_relevant"] = len(relevant)
     if answerable and not refused and not error:
-        record["citation_precision"] = len(relevant) / len(cited) if cited else None
-        record["cited_evidence"] = bool(relevant)
+        precision = len(relevant) / len(cited) if cited else None
+        cited_evidence: bool | None = bool(relevant)
     else:
-        record["citation_precision"] = None
-        record["cited_evidence"] = False if answerable else None
+        precision = None
+        cited_evidence = False if answerable else None
     sentences = [{"source": c.get("source"), "start": int(h[0]), "end": int(h[1])}
                  for c in cited for h in (c.get("highlights") or []) if len(h) == 2]
     sentences = list({(x["source"], x["start"], x["end"]): x for x in sentences}.values())
-    record["cited_sentences_total"] = len(sentences)
-    record["cited_sentences_relevant"] = sum(1 for x in sentences if any(span_overlaps(x, ev) for ev in evidence))
-    record["markers"], record["invalid_markers"] = marker_counts(record)
-    record["refusal_correct"] = (refused if not answerable else not refused) if not error else False
+    n_markers, invalid = marker_counts(record)
+    refusal_correct = (refused if not answerable else not refused) if not error else False
 
     reasons, warnings = [], []
     if error:
@@ -287,24 +257,31 @@ def score_record(record: dict) -> dict:
             if not relevant:
                 reasons.append("no cited passage overlaps the evidence" if cited else "answer cites no passage")
     elif not refused:
-        reasons.append(f"answered a{'n' if record.get('type', '')[:1] in 'aeiou' else ''} "
-                       f"{record.get('type', 'no-answer')} question instead of refusing")
-    if record["invalid_markers"]:
-        reasons.append(f"{record['invalid_markers']} invalid citation marker(s)")
+        qtype = record.type or "no-answer"
+        reasons.append(f"answered {_article(qtype)} {qtype} question instead of refusing")
+    if invalid:
+        reasons.append(f"{invalid} invalid citation marker(s)")
     if answerable and evidence and not any(ev.get("spans") for ev in evidence):
         warnings.append("evidence not found in any indexed document")
     elif answerable and any(not ev.get("spans") for ev in evidence):
         warnings.append("some evidence not found in any indexed document")
-    if record["context_recall"] is not None and record["context_recall"] < 1.0 and not error:
-        warnings.append("evidence not in the context given to the generator" if record["context_recall"] == 0
+    if context_recall is not None and context_recall < 1.0 and not error:
+        warnings.append("evidence not in the context given to the generator" if context_recall == 0
                         else "only part of the evidence in the context given to the generator")
-    r = record["retrieval"]
-    if r is not None and r.get("recall@1000c", 1.0) < 1.0:
+    if retrieval is not None and retrieval.get(RECALL_1000C.key, 1.0) < 1.0:
         warnings.append("evidence not fully retrieved within 1,000 characters")
-    record["failed"] = bool(reasons)
-    record["failure_reasons"] = reasons
-    record["warnings"] = warnings
-    return record
+
+    return Scores(retrieval=retrieval, context_recall=context_recall, context_chars=context_chars,
+                  key_correct=correct, key_groups=groups, f1=f1, cited_evidence=cited_evidence,
+                  citations_total=len(cited), citations_relevant=len(relevant), citation_precision=precision,
+                  cited_sentences_total=len(sentences),
+                  cited_sentences_relevant=sum(1 for x in sentences if any(span_overlaps(x, ev) for ev in evidence)),
+                  markers=n_markers, invalid_markers=invalid, refusal_correct=refusal_correct, failed=bool(reasons),
+                  failure_reasons=reasons, warnings=warnings)
+
+
+def _scores(record: EvalRecord) -> Scores:
+    return record.scores if record.scores is not None else score(record)
 
 
 # --------------------------------------------------------------------------------------------------- aggregates
@@ -328,68 +305,193 @@ def _mean(values: Iterable) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def aggregate(records: Sequence[dict]) -> dict:
-    """Average scored records into one flat dict of metrics (None where no question qualifies).
+@dataclass(frozen=True)
+class Group:
+    """A set of scored records and the subsets the metrics are averaged over (computed once per group)."""
 
-    Counts: n, n_answerable, n_no_answer, errors. The definitions are in eval/METRICS.md.
-    """
-    answerable = [r for r in records if is_answerable(r.get("type", ""))]
-    no_answer = [r for r in records if not is_answerable(r.get("type", ""))]
-    with_retrieval = [r["retrieval"] for r in answerable if r.get("retrieval")]
-    m: dict = {"n": len(records), "n_answerable": len(answerable), "n_no_answer": len(no_answer),
-               "errors": sum(1 for r in records if r.get("error"))}
-    for k in KS:
-        m[f"recall@{k}"] = _mean(s[f"recall@{k}"] for s in with_retrieval)
-    m["mrr"] = _mean(s["rr"] for s in with_retrieval)
-    for b in BUDGETS:
-        m[f"recall@{b}c"] = _mean(s[f"recall@{b}c"] for s in with_retrieval)
-    m["context_recall"] = _mean(r.get("context_recall") for r in answerable if not r.get("error"))
-    m["context_chars"] = percentile([r.get("context_chars", 0) for r in records
-                                     if r.get("passages") and not r.get("error")], 50)
-    m["key_accuracy"] = _mean(float(r["key_correct"]) for r in answerable if r.get("key_correct") is not None)
-    m["f1"] = _mean(r["f1"] for r in answerable)
-    precise = [r for r in answerable if not r.get("refused") and not r.get("error")]
-    m["n_answered"] = len(precise)
-    total_cited = sum(r.get("citations_total", 0) for r in precise)
-    m["citation_precision"] = (sum(r.get("citations_relevant", 0) for r in precise) / total_cited
-                               if total_cited else None)
-    total_sentences = sum(r.get("cited_sentences_total", 0) for r in precise)
-    m["sentence_citation_precision"] = (sum(r.get("cited_sentences_relevant", 0) for r in precise) / total_sentences
-                                        if total_sentences else None)
-    m["citation_recall"] = _mean(float(bool(r.get("cited_evidence"))) for r in answerable)
-    markers = sum(r.get("markers", 0) for r in records)
-    m["invalid_citation_rate"] = sum(r.get("invalid_markers", 0) for r in records) / markers if markers else (
-        0.0 if records else None)
-    m["correct_refusal_rate"] = _mean(float(bool(r.get("refused")) and not r.get("error")) for r in no_answer)
-    m["false_refusal_rate"] = _mean(float(bool(r.get("refused"))) for r in answerable)
-    m["refusal_rate"] = _mean(float(bool(r.get("refused"))) for r in records)
-    timed = [r for r in records if not r.get("error")]
-    for stage in LATENCY_STAGES:
-        values = [(r.get("timings_ms") or {}).get(stage) for r in timed]
-        values = [v for v in values if v is not None]
-        m[f"latency.{stage}.median_ms"] = percentile(values, 50)
-        m[f"latency.{stage}.p95_ms"] = percentile(values, 95)
-    m["failed"] = sum(1 for r in records if r.get("failed"))
+    records: Sequence[EvalRecord]
+    scores: list[Scores] = field(init=False)
+    answerable: list[tuple[EvalRecord, Scores]] = field(init=False)
+    no_answer: list[tuple[EvalRecord, Scores]] = field(init=False)
+    answered: list[tuple[EvalRecord, Scores]] = field(init=False)   # answerable, not refused, no error
+    retrieval: list[dict] = field(init=False)                       # per-question retrieval scores
+
+    def __post_init__(self) -> None:
+        pairs = [(r, _scores(r)) for r in self.records]
+        set_ = object.__setattr__
+        set_(self, "scores", [s for _, s in pairs])
+        set_(self, "answerable", [(r, s) for r, s in pairs if r.answerable])
+        set_(self, "no_answer", [(r, s) for r, s in pairs if not r.answerable])
+        set_(self, "answered", [(r, s) for r, s in self.answerable if not r.refused and not r.error])
+        set_(self, "retrieval", [s.retrieval for _, s in self.answerable if s.retrieval])
+
+    @property
+    def timed(self) -> list[EvalRecord]:
+        return [r for r in self.records if not r.error]
+
+
+# Which questions a metric is averaged over; the table shows that count as the metric's support.
+OVER_ANSWERABLE, OVER_ANSWERED, OVER_NO_ANSWER, OVER_ALL = "answerable", "answered", "no_answer", "all"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One aggregate metric: the only place its key, label, direction and computation are written."""
+
+    key: str                      # the key in the results JSON and in `aggregate`'s dict
+    label: str
+    compute: Callable[[Group], float | None] = field(compare=False, repr=False)
+    kind: str = "ratio"           # ratio (0..1), ms, chars or count
+    higher_is_better: bool | None = True   # None: neither direction is better (a size)
+    section: str = ""
+    short: str = ""               # column header where space is tight
+    over: str = OVER_ANSWERABLE
+
+    @property
+    def abbrev(self) -> str:
+        return self.short or self.label
+
+    def support(self, m: dict) -> int:
+        """How many questions the value in the aggregate `m` is over."""
+        return m.get({OVER_ANSWERABLE: "n_answerable", OVER_ANSWERED: "n_answered", OVER_NO_ANSWER: "n_no_answer",
+                      OVER_ALL: "n"}[self.over], 0)
+
+
+# Per-question retrieval keys besides the recall@… ones (which equal their aggregate's key).
+RECIPROCAL_RANK = "rr"
+HIT_RANKS = "hit_ranks"
+
+
+def _retrieval_mean(key: str) -> Callable[[Group], float | None]:
+    return lambda g: _mean(s[key] for s in g.retrieval)
+
+
+def _recall_at(k: int) -> MetricSpec:
+    return MetricSpec(f"recall@{k}", f"Recall@{k}", _retrieval_mean(f"recall@{k}"), section="Retrieval",
+                      short=f"R@{k}")
+
+
+def _recall_within(budget: int) -> MetricSpec:
+    return MetricSpec(f"recall@{budget}c", f"Recall in {budget:,} chars", _retrieval_mean(f"recall@{budget}c"),
+                      section="Retrieval", short=f"R@{budget} chars")
+
+
+def _citation_precision(g: Group) -> float | None:
+    total = sum(s.citations_total for _, s in g.answered)      # micro-average: summed, then divided
+    return sum(s.citations_relevant for _, s in g.answered) / total if total else None
+
+
+def _sentence_precision(g: Group) -> float | None:
+    total = sum(s.cited_sentences_total for _, s in g.answered)
+    return sum(s.cited_sentences_relevant for _, s in g.answered) / total if total else None
+
+
+def _invalid_rate(g: Group) -> float | None:
+    total = sum(s.markers for s in g.scores)
+    if not total:
+        return 0.0 if g.records else None
+    return sum(s.invalid_markers for s in g.scores) / total
+
+
+def _latency(stage: str, q: float) -> Callable[[Group], float | None]:
+    return lambda g: percentile([v for v in ((r.timings_ms or {}).get(stage) for r in g.timed) if v is not None], q)
+
+
+RECALL_1, RECALL_3, RECALL_5, RECALL_10 = (_recall_at(k) for k in KS)
+MRR = MetricSpec("mrr", "MRR@10", _retrieval_mean(RECIPROCAL_RANK), section="Retrieval", short="MRR")
+RECALL_1000C, RECALL_2000C = (_recall_within(b) for b in BUDGETS)
+CONTEXT_RECALL = MetricSpec("context_recall", "Context recall",
+                            lambda g: _mean(s.context_recall for r, s in g.answerable if not r.error),
+                            section="Retrieval", short="Context rec.")
+CONTEXT_CHARS = MetricSpec("context_chars", "Context size (median)",
+                           lambda g: percentile([s.context_chars for r, s in zip(g.records, g.scores)
+                                                 if r.passages and not r.error], 50),
+                           "chars", None, "Retrieval", short="Context chars", over=OVER_ALL)
+KEY_ACCURACY = MetricSpec("key_accuracy", "Key-term accuracy",
+                          lambda g: _mean(float(s.key_correct) for _, s in g.answerable if s.key_correct is not None),
+                          section="Answers", short="Key terms")
+F1 = MetricSpec("f1", "Token F1", lambda g: _mean(s.f1 for _, s in g.answerable), section="Answers", short="F1")
+CITATION_PRECISION = MetricSpec("citation_precision", "Citation precision", _citation_precision,
+                                section="Citations", short="Cite prec.", over=OVER_ANSWERED)
+SENTENCE_CITATION_PRECISION = MetricSpec("sentence_citation_precision", "Cited-sentence precision",
+                                         _sentence_precision, section="Citations", short="Sent. prec.",
+                                         over=OVER_ANSWERED)
+CITATION_RECALL = MetricSpec("citation_recall", "Citation recall",
+                             lambda g: _mean(float(bool(s.cited_evidence)) for _, s in g.answerable),
+                             section="Citations", short="Cite recall")
+INVALID_CITATION_RATE = MetricSpec("invalid_citation_rate", "Invalid citations", _invalid_rate,
+                                   higher_is_better=False, section="Citations", short="Invalid", over=OVER_ALL)
+CORRECT_REFUSAL_RATE = MetricSpec("correct_refusal_rate", "Correct refusals",
+                                  lambda g: _mean(float(r.refused and not r.error) for r, _ in g.no_answer),
+                                  section="Refusals", short="Refused ok", over=OVER_NO_ANSWER)
+FALSE_REFUSAL_RATE = MetricSpec("false_refusal_rate", "False refusals",
+                                lambda g: _mean(float(r.refused) for r, _ in g.answerable),
+                                higher_is_better=False, section="Refusals", short="False ref.")
+# The share of questions refused: the correct-refusal rate for unanswerable and adversarial questions and the
+# false-refusal rate for the others, so one column serves the per-type breakdown.
+REFUSAL_RATE = MetricSpec("refusal_rate", "Refused", lambda g: _mean(float(r.refused) for r in g.records),
+                          higher_is_better=None, section="Refusals", short="Refused", over=OVER_ALL)
+LATENCY = {(stage, q): MetricSpec(f"latency.{stage}.{'median' if q == 50 else 'p95'}_ms",
+                                  f"{stage.capitalize()} {'median' if q == 50 else 'p95'}", _latency(stage, q), "ms",
+                                  False, "Latency", short=f"{stage.capitalize()} {'ms' if q == 50 else 'p95'}",
+                                  over=OVER_ALL)
+           for stage in LATENCY_STAGES for q in (50, 95)}
+LATENCY_TOTAL_MEDIAN, LATENCY_TOTAL_P95 = LATENCY["total", 50], LATENCY["total", 95]
+
+# The main metric table, in display order.
+METRICS: tuple[MetricSpec, ...] = (
+    RECALL_1, RECALL_3, RECALL_5, RECALL_10, MRR, RECALL_1000C, RECALL_2000C, CONTEXT_RECALL, CONTEXT_CHARS,
+    KEY_ACCURACY, F1,
+    CITATION_PRECISION, SENTENCE_CITATION_PRECISION, CITATION_RECALL, INVALID_CITATION_RATE,
+    CORRECT_REFUSAL_RATE, FALSE_REFUSAL_RATE,
+    LATENCY["retrieve", 50], LATENCY["generate", 50], LATENCY_TOTAL_MEDIAN, LATENCY_TOTAL_P95,
+)
+# Computed and saved, but not in the main table.
+EXTRA_METRICS: tuple[MetricSpec, ...] = (REFUSAL_RATE, LATENCY["retrieve", 95], LATENCY["generate", 95])
+METRIC_BY_KEY: dict[str, MetricSpec] = {m.key: m for m in METRICS + EXTRA_METRICS}
+# The per-type breakdown shows these.
+TYPE_METRICS: tuple[MetricSpec, ...] = (RECALL_5, RECALL_1000C, MRR, CONTEXT_RECALL, KEY_ACCURACY, F1,
+                                        CITATION_PRECISION, CITATION_RECALL, REFUSAL_RATE, LATENCY_TOTAL_MEDIAN)
+
+
+def metric(key: str) -> MetricSpec:
+    """The spec of a metric key; a KeyError names the known keys (a typo in a gate file or a caller)."""
+    try:
+        return METRIC_BY_KEY[key]
+    except KeyError:
+        raise KeyError(f"unknown metric {key!r}; known: {', '.join(METRIC_BY_KEY)}") from None
+
+
+def aggregate(records: Sequence[EvalRecord]) -> dict:
+    """Average scored records into one flat dict: the counts n, n_answerable, n_no_answer, n_answered, errors,
+    failed, and every registered metric by key (None where no question qualifies). Unscored records are scored
+    on the way (without being changed). The definitions are in eval/METRICS.md."""
+    g = Group(records)
+    m: dict = {"n": len(records), "n_answerable": len(g.answerable), "n_no_answer": len(g.no_answer),
+               "n_answered": len(g.answered), "errors": sum(1 for r in records if r.error)}
+    for spec in METRICS + EXTRA_METRICS:
+        m[spec.key] = spec.compute(g)
+    m["failed"] = sum(1 for s in g.scores if s.failed)
     return m
 
 
-def group_names(records: Sequence[dict]) -> list[str]:
+def group_names(records: Sequence[EvalRecord]) -> list[str]:
     """The report's columns: each split in order of appearance, then "all" when there is more than one split."""
-    splits = list(dict.fromkeys(r.get("split", "all") for r in records))
+    splits = list(dict.fromkeys(r.split or "all" for r in records))
     return splits + ["all"] if len(splits) != 1 else splits
 
 
-def compute_metrics(records: Sequence[dict], targets: Sequence["Target"] | None = None) -> dict:
+def compute_metrics(records: Sequence[EvalRecord], targets: Sequence["Target"] | None = None) -> dict:
     """{"groups": {split...: m, "all": m}, "by_type": {group: {type: m}}, "targets": {...}} for scored records."""
     groups: dict[str, dict] = {}
     by_type: dict[str, dict] = {}
-    for name in group_names(records):
-        rows = records if name == "all" or len(group_names(records)) == 1 else [r for r in records
-                                                                                  if r.get("split") == name]
+    names = group_names(records)
+    for name in names:
+        rows = records if name == "all" or len(names) == 1 else [r for r in records if r.split == name]
         groups[name] = aggregate(rows)
-        types = [t for t in QUESTION_TYPES if any(r.get("type") == t for r in rows)]
-        types += sorted({r.get("type") for r in rows} - set(types) - {None})
-        by_type[name] = {t: aggregate([r for r in rows if r.get("type") == t]) for t in types}
+        types = [t for t in QUESTION_TYPES if any(r.type == t for r in rows)]
+        types += sorted({r.type for r in rows} - set(types) - {""})
+        by_type[name] = {t: aggregate([r for r in rows if r.type == t]) for t in types}
     result = {"groups": groups, "by_type": by_type}
     result["targets"] = check_targets(result, targets if targets is not None else TARGETS)
     return result
@@ -399,58 +501,11 @@ def compute_metrics(records: Sequence[dict], targets: Sequence["Target"] | None 
 
 
 @dataclass(frozen=True)
-class MetricSpec:
-    key: str
-    label: str
-    kind: str = "ratio"           # ratio (0..1), ms, chars or count
-    higher_is_better: bool | None = True   # None: neither direction is better (a size)
-    section: str = ""
-    short: str = ""               # column header where space is tight
-
-    @property
-    def abbrev(self) -> str:
-        return self.short or self.label
-
-
-METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("recall@1", "Recall@1", section="Retrieval", short="R@1"),
-    MetricSpec("recall@3", "Recall@3", section="Retrieval", short="R@3"),
-    MetricSpec("recall@5", "Recall@5", section="Retrieval", short="R@5"),
-    MetricSpec("recall@10", "Recall@10", section="Retrieval", short="R@10"),
-    MetricSpec("mrr", "MRR@10", section="Retrieval", short="MRR"),
-    MetricSpec("recall@1000c", "Recall in 1,000 chars", section="Retrieval", short="R@1000c"),
-    MetricSpec("recall@2000c", "Recall in 2,000 chars", section="Retrieval", short="R@2000c"),
-    MetricSpec("context_recall", "Context recall", section="Retrieval", short="Ctx R"),
-    MetricSpec("context_chars", "Context size (median)", "chars", None, "Retrieval", short="Ctx chars"),
-    MetricSpec("key_accuracy", "Key-term accuracy", section="Answers", short="Keys"),
-    MetricSpec("f1", "Token F1", section="Answers", short="F1"),
-    MetricSpec("citation_precision", "Citation precision", section="Citations", short="Cite P"),
-    MetricSpec("sentence_citation_precision", "Cited-sentence precision", section="Citations", short="Sent P"),
-    MetricSpec("citation_recall", "Citation recall", section="Citations", short="Cite R"),
-    MetricSpec("invalid_citation_rate", "Invalid citations", higher_is_better=False, section="Citations",
-               short="Invalid"),
-    MetricSpec("correct_refusal_rate", "Correct refusals", section="Refusals", short="Refused ok"),
-    MetricSpec("false_refusal_rate", "False refusals", higher_is_better=False, section="Refusals", short="False ref"),
-    MetricSpec("latency.retrieve.median_ms", "Retrieve median", "ms", False, "Latency", short="Retr ms"),
-    MetricSpec("latency.generate.median_ms", "Generate median", "ms", False, "Latency", short="Gen ms"),
-    MetricSpec("latency.total.median_ms", "Total median", "ms", False, "Latency", short="Total ms"),
-    MetricSpec("latency.total.p95_ms", "Total p95", "ms", False, "Latency", short="p95 ms"),
-)
-# Not in the main table: the share of questions refused, which is the correct-refusal rate for unanswerable and
-# adversarial questions and the false-refusal rate for the others (so one column serves the per-type breakdown).
-EXTRA_METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("refusal_rate", "Refused", section="Refusals", short="Refused"),
-)
-METRIC_BY_KEY = {m.key: m for m in METRICS + EXTRA_METRICS}
-# The per-type breakdown shows these.
-TYPE_METRICS = ("recall@5", "recall@1000c", "mrr", "context_recall", "key_accuracy", "f1", "citation_precision",
-                "citation_recall",
-                "refusal_rate", "latency.total.median_ms")
-
-
-@dataclass(frozen=True)
 class Target:
-    metric: str
+    """A goal for the default configuration on the test split (what the project aims for, not a gate: the
+    regression gate of `rag eval --check` is eval/quality_gate.toml)."""
+
+    metric: MetricSpec
     op: str          # ">=" or "<="
     threshold: float
 
@@ -464,29 +519,35 @@ class Target:
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("recall@1000c", ">=", 0.95),
-    Target("key_accuracy", ">=", 0.85),
-    Target("citation_precision", ">=", 0.9),
-    Target("correct_refusal_rate", ">=", 0.9),
-    Target("false_refusal_rate", "<=", 0.05),
+    Target(RECALL_1000C, ">=", 0.95),
+    Target(KEY_ACCURACY, ">=", 0.85),
+    Target(CITATION_PRECISION, ">=", 0.9),
+    Target(CORRECT_REFUSAL_RATE, ">=", 0.9),
+    Target(FALSE_REFUSAL_RATE, "<=", 0.05),
 )
 TARGET_SPLIT = "test"
 
 
+def target_group(metrics: dict, split: str = TARGET_SPLIT) -> str | None:
+    """The group a split's thresholds are read from: the split itself, else "all", else the only group."""
+    groups = metrics["groups"]
+    return split if split in groups else ("all" if "all" in groups else next(iter(groups), None))
+
+
 def check_targets(metrics: dict, targets: Sequence[Target] = TARGETS, split: str = TARGET_SPLIT) -> dict:
     """Targets are set for the held-out test split; a run without it is checked on "all" (and says so)."""
-    groups = metrics["groups"]
-    name = split if split in groups else ("all" if "all" in groups else next(iter(groups), None))
+    name = target_group(metrics, split)
     results = []
     for t in targets:
-        value = groups.get(name, {}).get(t.metric) if name else None
-        results.append({"metric": t.metric, "label": METRIC_BY_KEY[t.metric].label if t.metric in METRIC_BY_KEY
-                        else t.metric, "op": t.op, "threshold": t.threshold, "value": value, "met": t.met(value)})
+        value = metrics["groups"].get(name, {}).get(t.metric.key) if name else None
+        results.append({"metric": t.metric.key, "label": t.metric.label, "op": t.op, "threshold": t.threshold,
+                        "value": value, "met": t.met(value)})
     # A target no question measures (e.g. key accuracy on a run of adversarial questions only) is not missed.
     return {"split": name, "results": results, "all_met": all(r["met"] is not False for r in results)}
 
 
 def format_value(value, kind: str = "ratio") -> str:
+    """A metric value as the tables show it ("–" for none): ratios to 3 decimals, ms, chars or a count."""
     if value is None:
         return "–"
     if kind == "ms":
@@ -507,7 +568,7 @@ def metrics_table(run_or_metrics) -> list[dict]:
     """
     metrics = getattr(run_or_metrics, "metrics", run_or_metrics)
     groups = metrics["groups"]
-    targets = {t.metric: t for t in TARGETS}
+    targets = {t.metric.key: t for t in TARGETS}
     rows = []
     for spec in METRICS:
         target = targets.get(spec.key)
@@ -515,21 +576,11 @@ def metrics_table(run_or_metrics) -> list[dict]:
         rows.append({
             "key": spec.key, "label": spec.label, "section": spec.section, "kind": spec.kind,
             "higher_is_better": spec.higher_is_better, "values": values,
-            "n": {g: _support(spec.key, m) for g, m in groups.items()},
+            "n": {g: spec.support(m) for g, m in groups.items()},
             "target": target.describe() if target else None,
             "met": {g: (target.met(v) if target else None) for g, v in values.items()},
         })
     return rows
-
-
-def _support(key: str, m: dict) -> int:
-    if key in ("correct_refusal_rate",):
-        return m.get("n_no_answer", 0)
-    if key in ("citation_precision", "sentence_citation_precision"):
-        return m.get("n_answered", 0)
-    if key.startswith("latency") or key in ("invalid_citation_rate", "context_chars"):
-        return m.get("n", 0)
-    return m.get("n_answerable", 0)
 
 
 def formatted_table(run_or_metrics) -> tuple[list[str], list[list[str]]]:

@@ -6,26 +6,34 @@ import base64
 import io
 from collections.abc import Sequence
 
-from eval.metrics import is_answerable, retrieval_scores
+from eval.metrics import BUDGETS, RECALL_1000C, TARGETS, retrieval_scores
+from eval.records import EvalRecord
 
 CURVE_KS = tuple(range(1, 11))
 CURVE_BUDGETS = (250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000)
 
 
-def _records_for(run, group: str) -> list[dict]:
+def _records_for(run, group: str) -> list[EvalRecord]:
     if group == "all":
         return run.records
-    return [r for r in run.records if r.get("split") == group]
+    return [r for r in run.records if r.split == group]
 
 
-def recall_curve(records: Sequence[dict], ks: Sequence[int] = CURVE_KS,
+def budget_marks() -> tuple[int, float | None]:
+    """Where the budget panel draws its dotted lines: the budget of the recall-within-characters target, and that
+    target's threshold (read from `eval.metrics.TARGETS`, so the plot follows the target if it changes)."""
+    target = next((t for t in TARGETS if t.metric == RECALL_1000C), None)
+    return BUDGETS[0], (target.threshold if target else None)
+
+
+def recall_curve(records: Sequence[EvalRecord], ks: Sequence[int] = CURVE_KS,
                  budgets: Sequence[int] = CURVE_BUDGETS) -> tuple[list[float | None], list[float | None]]:
     """Mean recall@k for each k and mean recall within each character budget over answerable records."""
     scored = []
     for r in records:
-        evidence = (r.get("expected") or {}).get("evidence") or []
-        if is_answerable(r.get("type", "")) and evidence and not r.get("error"):
-            scored.append(retrieval_scores(r.get("retrieved") or [], evidence, ks=ks, budgets=budgets))
+        evidence = r.expected.evidence
+        if r.answerable and evidence and not r.error:
+            scored.append(retrieval_scores(r.retrieved, evidence, ks=ks, budgets=budgets))
     if not scored:
         return [None] * len(ks), [None] * len(budgets)
     by_k = [sum(s[f"recall@{k}"] for s in scored) / len(scored) for k in ks]
@@ -33,7 +41,7 @@ def recall_curve(records: Sequence[dict], ks: Sequence[int] = CURVE_KS,
     return by_k, by_budget
 
 
-def recall_curves_png(series: dict[str, Sequence[dict]], title: str = "") -> bytes:
+def recall_curves_png(series: dict[str, Sequence[EvalRecord]], title: str = "") -> bytes:
     """Two panels: recall@k (k = 1..10) and recall within a context budget (characters); one line per series."""
     from matplotlib.figure import Figure
 
@@ -55,8 +63,10 @@ def recall_curves_png(series: dict[str, Sequence[dict]], title: str = "") -> byt
         ax.grid(True, alpha=0.3)
         if ax.lines:
             ax.legend(loc="lower right", fontsize=8)
-    ax_b.axvline(1000, color="grey", linestyle=":", linewidth=1)
-    ax_b.axhline(0.95, color="grey", linestyle=":", linewidth=1)
+    budget, threshold = budget_marks()
+    ax_b.axvline(budget, color="grey", linestyle=":", linewidth=1)
+    if threshold is not None:
+        ax_b.axhline(threshold, color="grey", linestyle=":", linewidth=1)
     if title:
         fig.suptitle(title, fontsize=10)
     buf = io.BytesIO()

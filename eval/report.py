@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval.metrics import METRIC_BY_KEY, QUESTION_TYPES, TYPE_METRICS, format_value, metrics_table, overlap
-from eval.plots import png_data_uri, run_curves_png
+from eval.metrics import (KEY_ACCURACY, RECALL_1000C, RECALL_5, RECIPROCAL_RANK, TYPE_METRICS, format_value,
+                          metrics_table, overlap)
+from eval.plots import budget_marks, png_data_uri, run_curves_png
+from eval.records import QUESTION_TYPES, EvalRecord, Scores
+from rag import markers
 
 CSS = """
 :root { --ok: #1a7f37; --bad: #cf222e; --muted: #57606a; --line: #d0d7de; --bg2: #f6f8fa; --mark: #fff3b0; }
@@ -68,13 +70,15 @@ def _mark(ok: bool | None) -> str:
 
 
 def _answer_html(text: str) -> str:
-    """Escape the answer and render its [n] markers as superscripts."""
+    """Escape the answer and render its citation markers (as `rag.markers` reads them) as superscripts; a
+    literal document bracket the answer quotes (`\\[2]`) is shown as the document wrote it, not as a citation."""
+    text = text or ""
     out, last = [], 0
-    for m in re.finditer(r"\[\s*\d+(?:\s*(?:,|;|-|–)\s*\d+)*\s*\]", text or ""):
-        out.append(esc(text[last:m.start()]))
-        out.append(f'<sup class="cite">{esc(m.group(0))}</sup>')
-        last = m.end()
-    out.append(esc((text or "")[last:]))
+    for m in markers.find(text):
+        out.append(esc(markers.unescape(text[last:m.start])))
+        out.append(f'<sup class="cite">{esc(text[m.start:m.end])}</sup>')
+        last = m.end
+    out.append(esc(markers.unescape(text[last:])))
     return "".join(out)
 
 
@@ -185,7 +189,7 @@ def type_table_html(run, group: str = "all") -> str:
     by_type = run.metrics.get("by_type", {}).get(group) or {}
     if not by_type:
         return ""
-    specs = [METRIC_BY_KEY[k] for k in TYPE_METRICS]
+    specs = TYPE_METRICS
     head = "".join(f"<th title='{esc(spec.label)}'>{esc(spec.abbrev)}</th>" for spec in specs)
     rows = []
     for qtype, m in by_type.items():
@@ -209,30 +213,29 @@ def _passage_quote(x: dict, evidence: Sequence[dict], detail: str, mark_hit: boo
             f"{detail}</span>\n{text}</div>")
 
 
-def _answer_box(r: dict, evidence: Sequence[dict]) -> str:
-    refused = " <span class='tag'>refused</span>" if r.get("refused") else ""
-    answer = (f"<div class='quote'>{_answer_html(r.get('answer') or '')}</div>" if r.get("answer")
+def _answer_box(r: EvalRecord, evidence: Sequence[dict]) -> str:
+    refused = " <span class='tag'>refused</span>" if r.refused else ""
+    answer = (f"<div class='quote'>{_answer_html(r.answer)}</div>" if r.answer
               else "<div class='muted'>(no answer)</div>")
-    if r.get("error"):
-        answer += f"<div class='reason'>{esc(r['error'])}</div>"
-    notes = "".join(f"<div class='muted small'>note: {esc(n)}</div>" for n in r.get("notes") or [])
-    val = r.get("validation") or {}
+    if r.error:
+        answer += f"<div class='reason'>{esc(r.error)}</div>"
+    notes = "".join(f"<div class='muted small'>note: {esc(n)}</div>" for n in r.notes)
+    val = r.validation or {}
     if val.get("fallback"):
         notes += f"<div class='muted small'>fallback: {esc(val['fallback'])}</div>"
     if val.get("removed"):
         notes += f"<div class='muted small'>citations removed by validation: {esc(val['removed'])}</div>"
     cites = "".join(_passage_quote(c, evidence, "overlaps evidence" if _span_hits(c, evidence) else "no evidence")
-                    for c in r.get("citations") or []) or "<div class='muted'>(no citations)</div>"
+                    for c in r.citations) or "<div class='muted'>(no citations)</div>"
     return (f"<div class='box'><h4>Answer{refused}</h4>{answer}{notes}"
             f"<h4 style='margin-top:10px'>Citations</h4>{cites}</div>")
 
 
-def _expected_box(r: dict, evidence: Sequence[dict]) -> str:
-    expected = r.get("expected") or {}
+def _expected_box(r: EvalRecord, s: Scores, evidence: Sequence[dict]) -> str:
     chips = "".join(f"<span class='chip {'ok' if ok else 'bad'}'>{esc(' / '.join(g))}</span>"
-                    for g, ok in zip(expected.get("keys") or [], r.get("key_groups") or []))
+                    for g, ok in zip(r.expected.keys, s.key_groups))
     ranks: dict[int, int] = {}
-    for i, x in enumerate(r.get("retrieved") or [], start=1):
+    for i, x in enumerate(r.retrieved, start=1):
         for j, ev in enumerate(evidence):
             if j not in ranks and _span_hits(x, [ev]):
                 ranks[j] = i
@@ -245,83 +248,91 @@ def _expected_box(r: dict, evidence: Sequence[dict]) -> str:
                      f"<div class='muted small'>{where} · {found}</div></div>")
     if not items:
         items.append("<div class='muted small'>No evidence: this question should be refused.</div>")
-    ret = r.get("retrieval") or {}
-    scores = (f"<div class='muted small'>RR {format_value(ret.get('rr'))} · recall@5 "
-              f"{format_value(ret.get('recall@5'))} · within 1,000 chars {format_value(ret.get('recall@1000c'))}"
-              "</div>") if ret else ""
-    return (f"<div class='box'><h4>Expected</h4><div class='quote'>{esc(expected.get('answer'))}</div>"
+    ret = s.retrieval or {}
+    scores = (f"<div class='muted small'>RR {format_value(ret.get(RECIPROCAL_RANK))} · {RECALL_5.label.lower()} "
+              f"{format_value(ret.get(RECALL_5.key))} · {RECALL_1000C.label.lower()} "
+              f"{format_value(ret.get(RECALL_1000C.key))}</div>") if ret else ""
+    return (f"<div class='box'><h4>Expected</h4><div class='quote'>{esc(r.expected.answer)}</div>"
             + (f"<div>Key terms: {chips}</div>" if chips else "") + "".join(items) + scores + "</div>")
 
 
-def _context_details(r: dict, evidence: Sequence[dict]) -> str:
-    passages = r.get("passages") or []
-    if not passages:
+def _context_details(r: EvalRecord, s: Scores, evidence: Sequence[dict]) -> str:
+    if not r.passages:
         return ""
-    recall = r.get("context_recall")
-    summary = (f"Context given to the generator ({len(passages)} passages, {r.get('context_chars', 0):,} chars"
+    recall = s.context_recall
+    summary = (f"Context given to the generator ({len(r.passages)} passages, {s.context_chars:,} chars"
                + (f", evidence recall {format_value(recall)}" if recall is not None else "") + ")")
     items = "".join(_passage_quote(x, evidence, f"score {float(x.get('score') or 0):.3f}", mark_hit=False)
-                    for x in passages)
+                    for x in r.passages)
     return f"<details class='inner'><summary>{summary}</summary>{items}</details>"
 
 
-def _retrieved_details(r: dict, evidence: Sequence[dict]) -> str:
-    retrieved = r.get("retrieved") or []
-    if not retrieved:
+def _retrieved_details(r: EvalRecord, evidence: Sequence[dict]) -> str:
+    if not r.retrieved:
         return ""
     rows = "".join(
         f"<tr><td>{i}</td><td class='l'>{esc(x.get('section') or '')}</td><td>{x.get('start')}–{x.get('end')}</td>"
         f"<td>{x.get('end', 0) - x.get('start', 0)}</td><td>{'✓' if _span_hits(x, evidence) else ''}</td>"
-        f"<td>{float(x.get('score') or 0):.3f}</td></tr>" for i, x in enumerate(retrieved, start=1))
-    return (f"<details class='inner'><summary>Top {len(retrieved)} retrieved chunks (rag.retrieve)</summary>"
+        f"<td>{float(x.get('score') or 0):.3f}</td></tr>" for i, x in enumerate(r.retrieved, start=1))
+    return (f"<details class='inner'><summary>Top {len(r.retrieved)} retrieved chunks (rag.retrieve)</summary>"
             "<table><thead><tr><th>#</th><th class='l'>Section</th><th>Span</th><th>Chars</th><th>Evidence</th>"
             f"<th>Score</th></tr></thead><tbody>{rows}</tbody></table></details>")
 
 
-def _question_card(r: dict, open_: bool = False) -> str:
-    evidence = (r.get("expected") or {}).get("evidence") or []
-    reasons = "".join(f"<div class='reason'>✗ {esc(x)}</div>" for x in r.get("failure_reasons") or [])
-    warnings = "".join(f"<div class='muted small'>⚠ {esc(x)}</div>" for x in r.get("warnings") or [])
+def _scores_of(r: EvalRecord) -> Scores:
+    return r.scores if r.scores is not None else r.scored().scores
+
+
+def _question_card(r: EvalRecord, open_: bool = False) -> str:
+    s = _scores_of(r)
+    evidence = r.expected.evidence
+    reasons = "".join(f"<div class='reason'>✗ {esc(x)}</div>" for x in s.failure_reasons)
+    warnings = "".join(f"<div class='muted small'>⚠ {esc(x)}</div>" for x in s.warnings)
     history = ""
-    if r.get("history"):
+    if r.history:
         turns = "".join(f"<div class='turn'><b>{esc(t.get('role'))}:</b> {esc(t.get('content'))}</div>"
-                        for t in r["history"])
+                        for t in r.history)
         history = f"<div class='box' style='margin-top:8px'><h4>Conversation so far</h4>{turns}</div>"
-    sq = r.get("standalone_question")
+    sq = r.standalone_question
     standalone = (f"<div class='muted small'>Standalone question: {esc(sq)}</div>"
-                  if sq and sq.strip() != (r.get("question") or "").strip() else "")
-    t = r.get("timings_ms") or {}
+                  if sq and sq.strip() != (r.question or "").strip() else "")
+    t = r.timings_ms or {}
     timing = " · ".join(f"{k} {t[k]:,.0f} ms" for k in ("retrieve", "generate", "total") if t.get(k) is not None)
-    status = "<span class='bad'>failed</span>" if r.get("failed") else "<span class='ok'>passed</span>"
-    return (f"<details class='card' id='q-{esc(r.get('id'))}'{' open' if open_ else ''}><summary><div class='head'>"
-            f"<h3>{esc(r.get('id'))}</h3><span class='tag'>{esc(r.get('type'))}</span><span class='tag'>"
-            f"{esc(r.get('split'))}</span>{status}<span class='muted small'>{timing}</span></div>"
-            f"<div><b>{esc(r.get('question'))}</b></div>{reasons}{warnings}</summary>{standalone}{history}"
-            f"<div class='grid'>{_answer_box(r, evidence)}{_expected_box(r, evidence)}</div>"
-            f"{_context_details(r, evidence)}{_retrieved_details(r, evidence)}</details>")
+    status = "<span class='bad'>failed</span>" if s.failed else "<span class='ok'>passed</span>"
+    return (f"<details class='card' id='q-{esc(r.id)}'{' open' if open_ else ''}><summary><div class='head'>"
+            f"<h3>{esc(r.id)}</h3><span class='tag'>{esc(r.type)}</span><span class='tag'>"
+            f"{esc(r.split)}</span>{status}<span class='muted small'>{timing}</span></div>"
+            f"<div><b>{esc(r.question)}</b></div>{reasons}{warnings}</summary>{standalone}{history}"
+            f"<div class='grid'>{_answer_box(r, evidence)}{_expected_box(r, s, evidence)}</div>"
+            f"{_context_details(r, s, evidence)}{_retrieved_details(r, evidence)}</details>")
 
 
 # --------------------------------------------------------------------------------------------------- the page
 
 
+def _tick(value: bool | None) -> str:
+    return "" if value is None else ("✓" if value else "✗")
+
+
 def _all_questions_table(run) -> str:
     rows = []
     for r in run.records:
-        ret = r.get("retrieval") or {}
-        t = (r.get("timings_ms") or {}).get("total")
-        status = "<span class='bad'>✗</span>" if r.get("failed") else "<span class='ok'>✓</span>"
+        s = _scores_of(r)
+        ret = s.retrieval or {}
+        t = (r.timings_ms or {}).get("total")
+        status = "<span class='bad'>✗</span>" if s.failed else "<span class='ok'>✓</span>"
         rows.append(
-            f"<tr><td class='l'><a href='#q-{esc(r['id'])}'>{esc(r['id'])}</a></td><td class='l'>{esc(r.get('type'))}"
-            f"</td><td class='l'>{esc(r.get('split'))}</td><td>{status}</td>"
-            f"<td>{'' if r.get('key_correct') is None else ('✓' if r['key_correct'] else '✗')}</td>"
-            f"<td>{format_value(r.get('f1'))}</td><td>{format_value(ret.get('rr')) if ret else ''}</td>"
-            f"<td>{format_value(ret.get('recall@1000c')) if ret else ''}</td>"
-            f"<td>{'' if r.get('cited_evidence') is None else ('✓' if r['cited_evidence'] else '✗')}</td>"
-            f"<td>{'yes' if r.get('refused') else ''}</td><td>{format_value(t, 'ms') if t is not None else ''}</td>"
-            f"<td class='l small'>{esc('; '.join(r.get('failure_reasons') or []))}</td></tr>")
+            f"<tr><td class='l'><a href='#q-{esc(r.id)}'>{esc(r.id)}</a></td><td class='l'>{esc(r.type)}"
+            f"</td><td class='l'>{esc(r.split)}</td><td>{status}</td><td>{_tick(s.key_correct)}</td>"
+            f"<td>{format_value(s.f1)}</td><td>{format_value(ret.get(RECIPROCAL_RANK)) if ret else ''}</td>"
+            f"<td>{format_value(ret.get(RECALL_1000C.key)) if ret else ''}</td><td>{_tick(s.cited_evidence)}</td>"
+            f"<td>{'yes' if r.refused else ''}</td><td>{format_value(t, 'ms') if t is not None else ''}</td>"
+            f"<td class='l small'>{esc('; '.join(s.failure_reasons))}</td></tr>")
     return ("<table><thead><tr><th class='l'>Id</th><th class='l'>Type</th><th class='l'>Split</th><th>Pass</th>"
-            "<th>Keys</th><th>F1</th><th>RR</th><th>R@1000c</th><th>Cites evidence</th><th>Refused</th>"
-            "<th>Total</th><th class='l'>Why it failed</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+            f"<th title='{esc(KEY_ACCURACY.label)}'>Keys</th><th>F1</th><th>RR</th>"
+            f"<th title='{esc(RECALL_1000C.label)}'>{esc(RECALL_1000C.short)}</th><th>Cites evidence</th>"
+            "<th>Refused</th><th>Total</th><th class='l'>Why it failed</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>")
 
 
 def render_html(run, max_failures: int | None = None) -> str:
@@ -330,13 +341,15 @@ def render_html(run, max_failures: int | None = None) -> str:
     failures = run.failures()
     shown = failures if max_failures is None else failures[:max_failures]
     order = {t: i for i, t in enumerate(QUESTION_TYPES)}
-    shown = sorted(shown, key=lambda r: (order.get(r.get("type"), 99), r.get("split", ""), r.get("id", "")))
-    passed_cards = [r for r in run.records if not r.get("failed")]
+    shown = sorted(shown, key=lambda r: (order.get(r.type, 99), r.split, r.id))
+    passed_cards = [r for r in run.records if not r.failed]
     per_type = "".join(f"<h3 style='margin-top:14px'>{esc(g)}</h3>{type_table_html(run, g)}" for g in run.groups) \
         if len(run.groups) > 1 else type_table_html(run, run.groups[0] if run.groups else "all")
+    budget, threshold = budget_marks()
     curve_note = ("Recall of the expected evidence spans by the ranked chunks of <code>rag.retrieve</code>: "
                   "left by number of chunks, right by characters of retrieved text (chunks taken whole, in rank order, "
-                  "while they fit). The dotted lines mark the 1,000-character budget and the 0.95 target.")
+                  f"while they fit). The dotted lines mark the {budget:,}-character budget"
+                  + (f" and the {threshold:g} target." if threshold is not None else "."))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Evaluation report — {esc(run.label)}</title><style>{CSS}</style></head><body>

@@ -1,8 +1,10 @@
 """Run questions through a `rag.RAG` and score every answer: `run_eval(rag, questions) -> EvalRun`.
 
 For each question the runner asks (`rag.ask`, timed by the pipeline), then separately ranks the top 10 chunks
-(`rag.retrieve`) for the retrieval metrics, locates the expected evidence in the indexed documents, and scores the
-record (eval.metrics.score_record). Nothing here prints; pass `progress=` for feedback.
+(`rag.retrieve`) for the retrieval metrics, locates the expected evidence in the indexed documents, and returns
+a typed `EvalRecord` carrying its `Scores` (eval.metrics.score). Nothing here prints; pass `progress=` for
+feedback. Only rag's public API is used: `ask`, `retrieve`, `documents`, `document_text`, `settings`,
+`with_settings`.
 """
 
 from __future__ import annotations
@@ -11,30 +13,29 @@ import json
 import platform
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eval.dataset import Question
-from eval.metrics import compute_metrics, locate_evidence, score_record
+from eval.metrics import compute_metrics, locate_evidence
+from eval.records import FORMAT, EvalRecord, Expected
 
 if TYPE_CHECKING:
     from rag import RAG, Settings
 
-FORMAT = "essay-rag-eval/1"
 RETRIEVE_K = 10
 WARMUP_QUESTION = "What is the main argument of the document?"
 
-Progress = Callable[[int, int, "dict | None"], Any]
-
+Progress = Callable[[int, int, "EvalRecord | None"], Any]
 
 @dataclass
 class EvalRun:
     """One evaluation: scored per-question records, the metrics over them, and what produced them."""
 
-    records: list[dict]
+    records: list[EvalRecord]
     metrics: dict
     meta: dict = field(default_factory=dict)
 
@@ -42,20 +43,22 @@ class EvalRun:
     def label(self) -> str:
         return str(self.meta.get("label") or self.meta.get("config") or "run")
 
-    def failures(self) -> list[dict]:
+    def failures(self) -> list[EvalRecord]:
         """Records whose answer is wrong: an answerable question refused, missing a key group, citing no evidence
-        or with invalid citations; a no-answer question answered; or an error. Reasons are in failure_reasons."""
-        return [r for r in self.records if r.get("failed")]
+        or with invalid citations; a no-answer question answered; or an error. Reasons are in
+        `record.scores.failure_reasons`."""
+        return [r for r in self.records if r.failed]
 
-    def by_id(self) -> dict[str, dict]:
-        return {r["id"]: r for r in self.records}
+    def by_id(self) -> dict[str, EvalRecord]:
+        return {r.id: r for r in self.records}
 
     @property
     def groups(self) -> list[str]:
         return list(self.metrics.get("groups", {}))
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "meta": self.meta, "metrics": self.metrics, "records": self.records}
+        return {"format": FORMAT, "meta": self.meta, "metrics": self.metrics,
+                "records": [r.to_dict() for r in self.records]}
 
     def save(self, path: str | Path) -> Path:
         path = Path(path).expanduser()
@@ -66,11 +69,13 @@ class EvalRun:
         return path
 
     @classmethod
-    def from_records(cls, records: list[dict], meta: dict | None = None, rescore: bool = True) -> "EvalRun":
-        if rescore:
-            for r in records:
-                score_record(r)
-        return cls(records, compute_metrics(records), dict(meta or {}))
+    def from_records(cls, records: Iterable[EvalRecord | Mapping], meta: dict | None = None,
+                     rescore: bool = True) -> "EvalRun":
+        """A run over records (typed, or the dicts of a results file); `rescore` recomputes every record's scores
+        with the current definitions (unscored records are scored either way)."""
+        typed = [r if isinstance(r, EvalRecord) else EvalRecord.from_dict(r) for r in records]
+        typed = [r.scored() if rescore or r.scores is None else r for r in typed]
+        return cls(typed, compute_metrics(typed), dict(meta or {}))
 
     @classmethod
     def load(cls, path: str | Path, rescore: bool = True) -> "EvalRun":
@@ -89,71 +94,25 @@ class EvalRun:
         meta.setdefault("path", str(path))
         if rescore:
             return cls.from_records(data["records"], meta)
-        return cls(data["records"], data.get("metrics") or compute_metrics(data["records"]), meta)
+        records = [EvalRecord.from_dict(r) for r in data["records"]]
+        records = [r if r.scores is not None else r.scored() for r in records]
+        return cls(records, data.get("metrics") or compute_metrics(records), meta)
 
 
 class EvidenceLocator:
-    """Finds evidence strings in the indexed documents (first occurrence, exact match), caching document texts."""
+    """Finds evidence strings in the indexed documents (first occurrence, exact match), reading every document's
+    text once (the essay set is one document; a user's index a few)."""
 
     def __init__(self, rag: "RAG") -> None:
-        self.rag = rag
         self.texts: dict[str, str] = {}
-        for source in _indexed_sources(rag):
-            self._add(source)
-
-    def _add(self, source: str) -> None:
-        if source and source not in self.texts:
+        for doc in rag.documents():
             try:
-                self.texts[source] = self.rag.document_text(source)
-            except Exception:  # a source that vanished from the index: nothing to find there
-                self.texts[source] = ""
+                self.texts[doc.source] = rag.document_text(doc.source)
+            except Exception:  # removed from the index between listing and reading: nothing to find there
+                self.texts[doc.source] = ""
 
-    def locate(self, evidence: Sequence[str], hint_sources: Sequence[str] = ()) -> list[dict]:
-        for source in hint_sources:
-            self._add(source)
-        located = locate_evidence(evidence, self.texts)
-        missing = [ev["text"] for ev in located if not ev["spans"]]
-        if missing:  # the document list was not available: search for the evidence itself to find its document
-            before = len(self.texts)
-            for text in missing:
-                try:
-                    for p in self.rag.retrieve(text, k=3):
-                        self._add(p.source)
-                except Exception:
-                    pass
-            if len(self.texts) > before:
-                located = locate_evidence(evidence, self.texts)
-        return located
-
-
-def _indexed_sources(rag: "RAG") -> list[str]:
-    """Sources of every indexed document, from whatever listing the RAG offers (documents(), info(), index)."""
-    candidates: list = []
-    for attr in ("documents", "sources"):
-        value = getattr(rag, attr, None)
-        try:
-            value = value() if callable(value) else value
-        except Exception:
-            value = None
-        if value:
-            candidates = list(value.values()) if isinstance(value, dict) else list(value)
-            break
-    if not candidates:
-        info = getattr(rag, "info", None)
-        try:
-            info = info() if callable(info) else info
-            candidates = list(getattr(info, "documents", None) or [])
-        except Exception:
-            candidates = []
-    sources = []
-    for item in candidates:
-        if isinstance(item, str):
-            sources.append(item)
-        elif isinstance(item, dict) and item.get("source"):
-            sources.append(item["source"])
-        elif getattr(item, "source", None):
-            sources.append(item.source)
-    return list(dict.fromkeys(sources))
+    def locate(self, evidence: Sequence[str]) -> list[dict]:
+        return locate_evidence(evidence, self.texts)
 
 
 def _backend_error_types() -> tuple[type[BaseException], ...]:
@@ -164,39 +123,31 @@ def _backend_error_types() -> tuple[type[BaseException], ...]:
     return (BackendError,)
 
 
-def _expected(q: Question, located: list[dict]) -> dict:
-    return {"answer": q.answer, "keys": q.keys, "evidence": located}
-
-
-def evaluate_question(rag: "RAG", q: Question, locator: EvidenceLocator, k: int = RETRIEVE_K) -> dict:
+def evaluate_question(rag: "RAG", q: Question, locator: EvidenceLocator, k: int = RETRIEVE_K) -> EvalRecord:
     """Ask one question and return its scored record (see eval/METRICS.md for the fields)."""
     history = [dict(t) for t in q.history] or None
-    record: dict = {"id": q.id, "type": q.type, "split": q.split, "history": q.history}
-    error = None
+    error = trace = None
     started = time.perf_counter()
     try:
-        answer = rag.ask(q.question, history=history)
-        record.update(answer.to_dict())
+        answer = rag.ask(q.question, history=history).to_dict()
     except _backend_error_types():
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        record.update({"question": q.question, "answer": "", "refused": False, "backend": "", "citations": [],
-                       "passages": [], "timings_ms": {}, "standalone_question": "",
-                       "validation": {"removed": [], "flagged": [], "uncited": [], "fallback": None}, "notes": [],
-                       "traceback": traceback.format_exc(limit=6)})
-    record["wall_ms"] = (time.perf_counter() - started) * 1000
+        answer = {"question": q.question}
+        trace = traceback.format_exc(limit=6)
+    wall_ms = (time.perf_counter() - started) * 1000
     retrieved: list[dict] = []
     if q.answerable:
         try:
             retrieved = [p.to_dict() for p in rag.retrieve(q.question, k=k, history=history)]
         except Exception as exc:
             error = error or f"retrieve failed: {type(exc).__name__}: {exc}"
-    record["retrieved"] = retrieved
-    hints = [p["source"] for p in retrieved] + [p["source"] for p in record.get("passages") or []]
-    record["expected"] = _expected(q, locator.locate(q.evidence, hints) if q.evidence else [])
-    record["error"] = error
-    return score_record(record)
+    expected = Expected(q.answer, [list(g) for g in q.keys], locator.locate(q.evidence) if q.evidence else [])
+    record = EvalRecord.from_answer(answer, id=q.id, type=q.type, split=q.split, history=list(q.history),
+                                    wall_ms=wall_ms, retrieved=retrieved, expected=expected, error=error,
+                                    traceback=trace)
+    return record.scored()
 
 
 def run_eval(rag: "RAG", questions: Sequence[Question], progress: Progress | None = None, *,
@@ -212,7 +163,7 @@ def run_eval(rag: "RAG", questions: Sequence[Question], progress: Progress | Non
     """
     from eval.configs import settings_summary
 
-    settings = settings if settings is not None else getattr(rag, "settings", None)
+    settings = settings if settings is not None else rag.settings
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     total = len(questions)
@@ -226,7 +177,7 @@ def run_eval(rag: "RAG", questions: Sequence[Question], progress: Progress | Non
         except Exception:
             pass
     locator = EvidenceLocator(rag)
-    records: list[dict] = []
+    records: list[EvalRecord] = []
     cancelled = False
     for i, q in enumerate(questions, start=1):
         if cancel is not None and cancel():

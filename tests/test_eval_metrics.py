@@ -7,10 +7,11 @@ import json
 import pytest
 
 from eval.dataset import DatasetError, load_questions, read_jsonl, sample
-from eval.metrics import (aggregate, check_targets, citation_markers, cited_spans, compute_metrics, formatted_table,
-                          key_correct, key_groups_matched, locate_evidence, marker_counts, metrics_table,
-                          normalize_answer, overlap, percentile, retrieval_scores, score_record, span_overlaps,
-                          strip_citations, token_f1, within_budget)
+from eval.metrics import (aggregate, check_targets, cited_spans, compute_metrics, formatted_table, key_correct,
+                          key_groups_matched, locate_evidence, marker_counts, metrics_table, normalize_answer, overlap,
+                          percentile, retrieval_scores, score, span_overlaps, token_f1, within_budget)
+from eval.records import EvalRecord, Scores
+from rag import markers
 
 DOC = "doc.txt"
 TEXT = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu."
@@ -106,11 +107,32 @@ def test_budget_counts_only_passages_that_fit_whole():
 # --------------------------------------------------------------------------------------------------- answers
 
 
-def test_citation_markers_and_stripping():
+def test_citation_markers_are_read_by_rag_markers():
+    """eval has no marker syntax of its own: what it counts is what `rag.markers` reads."""
     text = "One [1]. Two [2][3]. Three [1, 4]. Range [5-7]. Not a marker [a] or [ 2 ]."
-    assert citation_markers(text) == [1, 2, 3, 1, 4, 5, 6, 7, 2]
-    assert strip_citations("Russia's priority is Ukraine [1] [2].") == "Russia's priority is Ukraine."
-    assert citation_markers("") == []
+    assert markers.numbers(text) == [1, 2, 3, 1, 4, 5, 6, 7, 2]
+    assert markers.numbers("A range [1-3], a list [1; 2].") == [1, 2, 3, 1, 2]
+    assert markers.numbers("The siren sounded \\[2] at noon [1].") == [1]     # an escaped literal is no marker
+    assert markers.strip("Russia's priority is Ukraine [1] [2].") == "Russia's priority is Ukraine."
+    assert markers.plain("Quoted \\[2] text [1].") == "Quoted [2] text."
+    assert markers.numbers("") == []
+
+
+def test_marker_counts_and_citations_follow_the_marker_syntax():
+    passages = [p(1, 38, 54), p(2, 0, 17), p(3, 18, 37)]
+    rec = record(answer_record("Eta theta iota [1-3]. Alpha [1; 2]. The document's \\[2] stays text.", passages,
+                               []))
+    assert marker_counts(rec) == (5, 0)          # [1-3] names three passages, [1; 2] two; \\[2] is none
+    assert [c["n"] for c in cited_spans(rec)] == [1, 2, 3]
+    rec = record(answer_record("Eta theta iota [4-5] and \\[9].", passages, []))
+    assert marker_counts(rec) == (2, 2)          # 4 and 5 name no passage; the escaped 9 is not counted
+
+
+def test_escaped_literal_does_not_satisfy_or_hide_key_terms():
+    # "[1]" read as a marker is removed before matching, so it cannot satisfy a key "1"; an escaped literal is
+    # document text, shown as "[2]", so it does.
+    assert key_correct("The year was unknown [1].", [["1"]]) is False
+    assert key_correct("The siren \\[2] sounded [1].", [["siren [2] sounded"]]) is True
 
 
 def test_key_groups_with_alternatives_case_and_citations():
@@ -138,6 +160,15 @@ def test_token_f1_squad_normalisation():
 # --------------------------------------------------------------------------------------------------- citations
 
 
+def record(data: dict) -> EvalRecord:
+    return EvalRecord.from_dict(data)
+
+
+def scored(data: dict) -> EvalRecord:
+    """A record from its saved form, with its scores (the pure `score`)."""
+    return record(data).scored()
+
+
 def answer_record(text: str, passages: list[dict], cited: list[int], qtype: str = "fact", evidence=None,
                   keys=None, refused: bool = False, removed=None) -> dict:
     by_n = {x["n"]: x for x in passages}
@@ -155,55 +186,55 @@ def answer_record(text: str, passages: list[dict], cited: list[int], qtype: str 
 
 def test_duplicate_citations_count_once_and_precision_per_question():
     passages = [p(1, 38, 54), p(2, 0, 17)]
-    r = score_record(answer_record("Eta theta iota [1]. Again [1]. Alpha [2].", passages, [1, 2]))
+    r = scored(answer_record("Eta theta iota [1]. Again [1]. Alpha [2].", passages, [1, 2]))
     assert [c["n"] for c in cited_spans(r)] == [1, 2]
-    assert r["citations_total"] == 2 and r["citations_relevant"] == 1
-    assert r["citation_precision"] == 0.5 and r["cited_evidence"] is True
-    assert r["markers"] == 3 and r["invalid_markers"] == 0
-    assert r["key_correct"] is True and r["failed"] is False
+    assert r.scores.citations_total == 2 and r.scores.citations_relevant == 1
+    assert r.scores.citation_precision == 0.5 and r.scores.cited_evidence is True
+    assert r.scores.markers == 3 and r.scores.invalid_markers == 0
+    assert r.scores.key_correct is True and r.scores.failed is False
 
 
 def test_answer_without_citations():
-    r = score_record(answer_record("Eta theta iota.", [p(1, 38, 54)], []))
-    assert r["citations_total"] == 0 and r["citation_precision"] is None
-    assert r["cited_evidence"] is False
-    assert r["failed"] and "answer cites no passage" in r["failure_reasons"]
+    r = scored(answer_record("Eta theta iota.", [p(1, 38, 54)], []))
+    assert r.scores.citations_total == 0 and r.scores.citation_precision is None
+    assert r.scores.cited_evidence is False
+    assert r.scores.failed and "answer cites no passage" in r.scores.failure_reasons
 
 
 def test_marker_without_citation_entry_still_counts_as_cited():
-    r = score_record(answer_record("Eta theta iota [1].", [p(1, 38, 54)], []))
-    assert r["citations_total"] == 1 and r["cited_evidence"] is True
+    r = scored(answer_record("Eta theta iota [1].", [p(1, 38, 54)], []))
+    assert r.scores.citations_total == 1 and r.scores.cited_evidence is True
 
 
 def test_invalid_markers_and_removed_citations():
     rec = answer_record("Eta theta iota [1] [7].", [p(1, 38, 54)], [1], removed=[9, 12])
-    assert marker_counts(rec) == (4, 3)          # [1] valid; [7] names no passage; 9 and 12 were removed
-    r = score_record(rec)
-    assert r["failed"] and any("invalid citation" in x for x in r["failure_reasons"])
+    assert marker_counts(record(rec)) == (4, 3)  # [1] valid; [7] names no passage; 9 and 12 were removed
+    r = scored(rec)
+    assert r.scores.failed and any("invalid citation" in x for x in r.scores.failure_reasons)
     m = aggregate([r])
     assert m["invalid_citation_rate"] == pytest.approx(3 / 4)
 
 
 def test_adjacent_citation_does_not_count_as_evidence():
-    r = score_record(answer_record("Delta [1].", [p(1, 18, 38)], [1]))   # [18,38) touches evidence [38,54)
-    assert r["citation_precision"] == 0.0 and r["cited_evidence"] is False
+    r = scored(answer_record("Delta [1].", [p(1, 18, 38)], [1]))   # [18,38) touches evidence [38,54)
+    assert r.scores.citation_precision == 0.0 and r.scores.cited_evidence is False
 
 
 def test_sentence_level_precision_uses_citation_highlights():
     rec = answer_record("Eta theta iota. Alpha. [1]", [p(1, 0, 54)], [1])
     rec["citations"][0]["highlights"] = [[38, 54], [0, 17], [0, 17]]      # a duplicate highlight counts once
-    r = score_record(rec)
-    assert r["citation_precision"] == 1.0                                # the whole passage overlaps the evidence
-    assert (r["cited_sentences_total"], r["cited_sentences_relevant"]) == (2, 1)
+    r = scored(rec)
+    assert r.scores.citation_precision == 1.0                                # the whole passage overlaps the evidence
+    assert (r.scores.cited_sentences_total, r.scores.cited_sentences_relevant) == (2, 1)
     assert aggregate([r])["sentence_citation_precision"] == 0.5
 
 
 def test_context_recall_scores_the_passages_given_to_the_generator():
     evidence = [ev(0, 17), ev(55, 71)]
     rec = answer_record("Alpha [1].", [p(1, 0, 17), p(2, 18, 37)], [1], evidence=evidence)
-    r = score_record(rec)
-    assert r["context_recall"] == 0.5 and r["context_chars"] == 17 + 19
-    assert "only part of the evidence in the context given to the generator" in r["warnings"]
+    r = scored(rec)
+    assert r.scores.context_recall == 0.5 and r.scores.context_chars == 17 + 19
+    assert "only part of the evidence in the context given to the generator" in r.scores.warnings
     assert aggregate([r])["context_recall"] == 0.5
 
 
@@ -211,32 +242,32 @@ def test_context_recall_scores_the_passages_given_to_the_generator():
 
 
 def test_refusal_on_answerable_question_scores_as_wrong_everywhere():
-    r = score_record(answer_record("The document does not say theta.", [p(1, 38, 54)], [], refused=True))
-    assert r["refusal_correct"] is False
-    assert r["key_correct"] is False               # even though "theta" occurs in the refusal text
-    assert r["f1"] == 0.0 and r["cited_evidence"] is False and r["citation_precision"] is None
-    assert r["failure_reasons"] == ["refused an answerable question"]
+    r = scored(answer_record("The document does not say theta.", [p(1, 38, 54)], [], refused=True))
+    assert r.scores.refusal_correct is False
+    assert r.scores.key_correct is False               # even though "theta" occurs in the refusal text
+    assert r.scores.f1 == 0.0 and r.scores.cited_evidence is False and r.scores.citation_precision is None
+    assert r.scores.failure_reasons == ["refused an answerable question"]
 
 
 def test_refusals_on_no_answer_questions():
-    ok = score_record(answer_record("The document does not say.", [p(1, 0, 17)], [], qtype="unanswerable",
+    ok = scored(answer_record("The document does not say.", [p(1, 0, 17)], [], qtype="unanswerable",
                                     evidence=[], keys=[], refused=True))
-    bad = score_record(answer_record("Alpha beta [1].", [p(1, 0, 17)], [1], qtype="adversarial", evidence=[],
+    bad = scored(answer_record("Alpha beta [1].", [p(1, 0, 17)], [1], qtype="adversarial", evidence=[],
                                      keys=[], refused=False))
-    assert ok["refusal_correct"] is True and not ok["failed"]
-    assert ok["retrieval"] is None and ok["key_correct"] is None and ok["f1"] is None
-    assert bad["refusal_correct"] is False and bad["failed"]
-    assert "answered an adversarial question instead of refusing" in bad["failure_reasons"]
+    assert ok.scores.refusal_correct is True and not ok.scores.failed
+    assert ok.scores.retrieval is None and ok.scores.key_correct is None and ok.scores.f1 is None
+    assert bad.scores.refusal_correct is False and bad.scores.failed
+    assert "answered an adversarial question instead of refusing" in bad.scores.failure_reasons
 
 
 def test_aggregate_rates_over_the_right_denominators():
     passages = [p(1, 38, 54), p(2, 0, 17)]
-    answerable_ok = score_record(answer_record("Eta theta iota [1].", passages, [1]))
-    answerable_wrong_cite = score_record(answer_record("theta [2].", passages, [2]))
-    answerable_refused = score_record(answer_record("No.", passages, [], refused=True))
-    unans_refused = score_record(answer_record("No.", passages, [], qtype="unanswerable", evidence=[], keys=[],
+    answerable_ok = scored(answer_record("Eta theta iota [1].", passages, [1]))
+    answerable_wrong_cite = scored(answer_record("theta [2].", passages, [2]))
+    answerable_refused = scored(answer_record("No.", passages, [], refused=True))
+    unans_refused = scored(answer_record("No.", passages, [], qtype="unanswerable", evidence=[], keys=[],
                                                refused=True))
-    adv_answered = score_record(answer_record("Alpha [2].", passages, [2], qtype="adversarial", evidence=[],
+    adv_answered = scored(answer_record("Alpha [2].", passages, [2], qtype="adversarial", evidence=[],
                                               keys=[]))
     m = aggregate([answerable_ok, answerable_wrong_cite, answerable_refused, unans_refused, adv_answered])
     assert m["n"] == 5 and m["n_answerable"] == 3 and m["n_no_answer"] == 2
@@ -251,8 +282,8 @@ def test_aggregate_rates_over_the_right_denominators():
 
 def test_micro_averaged_citation_precision():
     passages = [p(1, 38, 54), p(2, 0, 17), p(3, 18, 37), p(4, 55, 71)]
-    one_of_four = score_record(answer_record("theta [1][2][3][4].", passages, [1, 2, 3, 4]))
-    one_of_one = score_record(answer_record("theta [1].", passages, [1]))
+    one_of_four = scored(answer_record("theta [1][2][3][4].", passages, [1, 2, 3, 4]))
+    one_of_one = scored(answer_record("theta [1].", passages, [1]))
     m = aggregate([one_of_four, one_of_one])
     assert m["citation_precision"] == pytest.approx(2 / 5)      # micro; the macro mean would be 0.625
 
@@ -270,13 +301,13 @@ def test_percentiles_on_small_lists():
 
 
 def test_latency_in_aggregate_skips_errors():
-    a = score_record(answer_record("theta [1].", [p(1, 38, 54)], [1]))
-    b = score_record(answer_record("theta [1].", [p(1, 38, 54)], [1]))
-    b["timings_ms"] = {"retrieve": 30.0, "generate": 15.0, "total": 45.0}
-    c = score_record({**answer_record("", [], []), "error": "RuntimeError: boom", "timings_ms": {}})
+    a = scored(answer_record("theta [1].", [p(1, 38, 54)], [1]))
+    b = scored({**answer_record("theta [1].", [p(1, 38, 54)], [1]),
+                "timings_ms": {"retrieve": 30.0, "generate": 15.0, "total": 45.0}})
+    c = scored({**answer_record("", [], []), "error": "RuntimeError: boom", "timings_ms": {}})
     m = aggregate([a, b, c])
     assert m["latency.total.median_ms"] == 30.0 and m["latency.retrieve.p95_ms"] == pytest.approx(29.0)
-    assert m["errors"] == 1 and c["failed"] and c["refusal_correct"] is False
+    assert m["errors"] == 1 and c.scores.failed and c.scores.refusal_correct is False
 
 
 # --------------------------------------------------------------------------------------------------- groups & table
@@ -284,8 +315,8 @@ def test_latency_in_aggregate_skips_errors():
 
 def test_compute_metrics_groups_types_and_targets():
     passages = [p(1, 38, 54)]
-    dev = score_record(answer_record("theta [1].", passages, [1]))
-    test = score_record({**answer_record("No.", passages, [], refused=True), "split": "test", "id": "t"})
+    dev = scored(answer_record("theta [1].", passages, [1]))
+    test = scored({**answer_record("No.", passages, [], refused=True), "split": "test", "id": "t"})
     m = compute_metrics([dev, test])
     assert list(m["groups"]) == ["dev", "test", "all"]
     assert m["groups"]["dev"]["key_accuracy"] == 1.0 and m["groups"]["test"]["key_accuracy"] == 0.0
@@ -304,10 +335,174 @@ def test_compute_metrics_groups_types_and_targets():
 
 
 def test_single_split_has_one_group_and_targets_fall_back_to_it():
-    r = score_record({**answer_record("theta [1].", [p(1, 38, 54)], [1]), "split": "mine"})
+    r = scored({**answer_record("theta [1].", [p(1, 38, 54)], [1]), "split": "mine"})
     m = compute_metrics([r])
     assert list(m["groups"]) == ["mine"]
     assert check_targets(m)["split"] == "mine"
+
+
+# --------------------------------------------------------------------------------------------------- typed records
+
+
+def test_score_is_pure_and_scored_returns_a_copy():
+    rec = record(answer_record("Eta theta iota [1].", [p(1, 38, 54)], [1]))
+    before = rec.to_dict()
+    s = score(rec)
+    assert isinstance(s, Scores) and s.key_correct is True and s.citations_relevant == 1
+    assert rec.scores is None and rec.to_dict() == before          # nothing written into the record
+    done = rec.scored()
+    assert done is not rec and done.scores == s and rec.scores is None
+    with pytest.raises(AttributeError):
+        rec.answer = "changed"                                     # frozen: a record is data, not a scratchpad
+
+
+def test_records_round_trip_through_json_and_keep_unknown_fields():
+    data = {**answer_record("Eta theta iota [1].", [p(1, 38, 54)], [1]), "wall_ms": 12.5,
+            "a_field_from_a_later_version": {"kept": True}}
+    r = scored(data)
+    saved = json.loads(json.dumps(r.to_dict()))
+    assert saved["a_field_from_a_later_version"] == {"kept": True}
+    assert saved["citations_total"] == 1 and saved["failed"] is False   # scores are flat fields of the record
+    again = EvalRecord.from_dict(saved)
+    assert again == r
+    assert again.extra == {"a_field_from_a_later_version": {"kept": True}}
+
+
+def test_a_saved_file_loads_and_is_rescored_with_the_current_definitions(tmp_path):
+    """A results file of format essay-rag-eval/1 (plain dicts, scores included) loads into typed records; its
+    stale scores are replaced unless asked to keep them."""
+    from eval.runner import EvalRun
+
+    old = {**answer_record("Eta theta iota [1].", [p(1, 38, 54)], [1]), "wall_ms": 3.0,
+           "citations_total": 99, "citations_relevant": 0, "failed": True, "failure_reasons": ["stale"]}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"format": "essay-rag-eval/1", "meta": {"label": "old"}, "metrics": {},
+                                "records": [old]}), encoding="utf-8")
+    run = EvalRun.load(path)
+    (r,) = run.records
+    assert isinstance(r, EvalRecord) and r.scores.citations_total == 1 and not r.failed
+    assert run.metrics["groups"]["dev"]["key_accuracy"] == 1.0 and run.label == "old"
+    kept = EvalRun.load(path, rescore=False).records[0]
+    assert kept.scores.citations_total == 99 and kept.failure_reasons == ["stale"]
+    again = EvalRun.load(run.save(tmp_path / "again.json"))
+    assert again.records == run.records and again.metrics["groups"] == run.metrics["groups"]
+
+
+# --------------------------------------------------------------------------------------------------- registry
+
+
+def test_every_aggregate_key_is_a_registered_metric_or_a_count():
+    from eval.metrics import METRIC_BY_KEY, METRICS, TARGETS, TYPE_METRICS
+
+    m = aggregate([scored(answer_record("theta [1].", [p(1, 38, 54)], [1]))])
+    counts = {"n", "n_answerable", "n_no_answer", "n_answered", "errors", "failed"}
+    assert set(m) == set(METRIC_BY_KEY) | counts
+    assert all(METRIC_BY_KEY[spec.key] is spec for spec in METRICS + TYPE_METRICS)
+    assert all(METRIC_BY_KEY[t.metric.key] is t.metric for t in TARGETS)
+
+
+def test_metric_keys_are_written_only_in_the_registry():
+    """Other modules name a metric through eval.metrics' constants, so renaming one cannot leave a stale copy.
+    (String literals in code only: docstrings may quote a key as an example.)"""
+    import ast
+    from pathlib import Path
+
+    from eval.metrics import METRIC_BY_KEY
+
+    root = Path(__file__).resolve().parents[1]
+    files = [f for f in (root / "eval").glob("*.py") if f.name != "metrics.py"] + [root / "ui" / "evaluation.py"]
+    found = []
+    for f in files:
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+        found += [f"{f.name}:{node.lineno}: {node.value}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and node.value in METRIC_BY_KEY and id(node) not in docstrings]
+    assert not found, f"metric keys retyped outside eval/metrics.py: {found}"
+
+
+# --------------------------------------------------------------------------------------------------- quality gate
+
+SMALL_GATE = """
+split = "test"
+questions = 2
+[metrics."key_accuracy"]
+floor = 0.5
+measured = 0.5
+tolerance = 0.0
+[metrics."false_refusal_rate"]
+ceiling = 0.0
+measured = 0.0
+tolerance = 0.0
+"""
+
+
+def gate_run(tmp_path, correct: int):
+    """A saved and reloaded run of two answerable test questions, `correct` of them with every key term."""
+    from eval.runner import EvalRun
+
+    records = [{**answer_record("Eta theta iota [1]." if i < correct else "Eta iota [1].", [p(1, 38, 54)], [1]),
+                "id": f"t{i}", "split": "test"} for i in range(2)]
+    return EvalRun.load(EvalRun.from_records(records).save(tmp_path / f"run-{correct}.json"))
+
+
+def test_gate_passes_at_the_threshold_and_on_an_improvement(tmp_path):
+    from eval.gate import Gate
+
+    gate = Gate.from_toml(SMALL_GATE)
+    at = gate.check(gate_run(tmp_path, 1).metrics)                 # key accuracy 0.5 = the floor
+    assert at.passed and not at.failures and not at.improvements
+    better = gate.check(gate_run(tmp_path, 2).metrics)             # 1.0: passes, and says the floor can rise
+    assert better.passed and [r.rule.metric.key for r in better.improvements] == ["key_accuracy"]
+    assert "raise the floor" in better.summary()
+
+
+def test_gate_fails_below_the_threshold_and_names_the_metric(tmp_path):
+    from eval.gate import Gate
+
+    report = Gate.from_toml(SMALL_GATE).check(gate_run(tmp_path, 0).metrics)
+    assert not report.passed
+    assert [r.rule.metric.key for r in report.failures] == ["key_accuracy"]
+    text = report.summary()
+    assert "FAILED" in text
+    assert "key_accuracy (Key-term accuracy) 0.000 < floor 0.500 (measured 0.500, tolerance 0.000)" in text
+    assert "false_refusal_rate" not in text                         # only what failed is listed
+
+
+def test_gate_refuses_to_compare_a_different_selection(tmp_path):
+    from eval.gate import Gate
+
+    gate = Gate.from_toml(SMALL_GATE.replace("questions = 2", "questions = 45"))
+    report = gate.check(gate_run(tmp_path, 2).metrics)
+    assert not report.passed and "45 questions" in report.problems[0]
+    assert not Gate.from_toml(SMALL_GATE).check({"groups": {"dev": {"n": 2}}}).passed   # no test split at all
+
+
+def test_bundled_gate_file_is_valid_and_tight():
+    """Every rule of eval/quality_gate.toml passes at its measured value and fails just beyond its tolerance."""
+    from eval.gate import Gate
+
+    gate = Gate.load()
+    assert gate.split == "test" and gate.questions == len(load_questions(split="test"))
+    assert {r.metric.key for r in gate.rules} >= {t.metric.key for t in __import__("eval.metrics").metrics.TARGETS}
+    measured = {r.metric.key: r.measured for r in gate.rules}
+    assert gate.check({"groups": {"test": {"n": gate.questions, **measured}}}).passed
+    for rule in gate.rules:
+        worse = rule.threshold - 0.001 if rule.op == ">=" else rule.threshold + 0.001
+        report = gate.check({"groups": {"test": {"n": gate.questions, **measured, rule.metric.key: worse}}})
+        assert [r.rule.metric.key for r in report.failures] == [rule.metric.key]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ('[metrics."key_acuracy"]\nfloor = 0.5\nmeasured = 0.5\ntolerance = 0.0', "unknown metric 'key_acuracy'"),
+    ('[metrics."false_refusal_rate"]\nfloor = 0.5\nmeasured = 0.5\ntolerance = 0.0', "needs a ceiling"),
+    ('[metrics."key_accuracy"]\nfloor = 0.4\nmeasured = 0.5\ntolerance = 0.05', "further than the stated tolerance"),
+    ('[metrics."key_accuracy"]\nfloor = 0.6\nmeasured = 0.5\ntolerance = 0.05', "above the measured value"),
+])
+def test_gate_file_mistakes_are_reported(entry, message):
+    from eval.gate import Gate, GateError
+
+    with pytest.raises(GateError, match=message):
+        Gate.from_toml(f'split = "test"\n{entry}\n')
 
 
 # --------------------------------------------------------------------------------------------------- dataset

@@ -13,15 +13,13 @@ import pytest
 from eval.compare import compare_runs, print_comparison, write_compare_html
 from eval.dataset import BUNDLED_SPLITS, load_questions
 from eval.metrics import TARGETS, metrics_table
+from eval.records import ANSWER_FIELDS, SCORE_FIELDS, EvalRecord
 from eval.report import render_html, write_html
 from eval.runner import EvalRun, run_eval
 
 # One of each kind the issue names: a fact, a paraphrase, an unanswerable, an adversarial and a follow-up.
 IDS = ["fact-01", "para-02", "unans-01", "adv-01", "fup-01"]
-ANSWER_FIELDS = {"question", "answer", "refused", "backend", "citations", "passages", "timings_ms",
-                 "standalone_question", "validation", "notes"}
-SCORE_FIELDS = {"id", "type", "split", "expected", "retrieved", "retrieval", "key_correct", "f1", "cited_evidence",
-                "citation_precision", "refusal_correct", "failed", "failure_reasons", "error"}
+RECORD_FIELDS = {"id", "type", "split", "history", "expected", "retrieved", "error", "wall_ms"}
 RETRIEVAL_FIELDS = {"recall@1", "recall@3", "recall@5", "recall@10", "rr", "recall@1000c", "recall@2000c"}
 
 
@@ -69,33 +67,35 @@ def other_run(rag, settings, questions_file) -> EvalRun:
 
 
 def test_records_carry_the_answer_contract_and_the_scores(run, rag):
-    assert [r["id"] for r in run.records] == IDS
+    assert [r.id for r in run.records] == IDS
     for r in run.records:
-        assert ANSWER_FIELDS <= set(r), f"{r['id']}: missing {ANSWER_FIELDS - set(r)}"
-        assert SCORE_FIELDS <= set(r), f"{r['id']}: missing {SCORE_FIELDS - set(r)}"
-        assert r["split"] == "five" and r["error"] is None
-        assert isinstance(r["refused"], bool) and isinstance(r["failed"], bool)
-        assert set(r["timings_ms"]) >= {"retrieve", "generate", "total"}
-        assert {"answer", "keys", "evidence"} <= set(r["expected"])
+        assert isinstance(r, EvalRecord) and r.scores is not None
+        saved = r.to_dict()                  # the results-file form: record, Answer.to_dict() and score fields
+        for fields in (RECORD_FIELDS, set(ANSWER_FIELDS), set(SCORE_FIELDS)):
+            assert fields <= set(saved), f"{r.id}: missing {fields - set(saved)}"
+        assert not r.extra, f"{r.id}: Answer.to_dict() has fields the record does not name: {set(r.extra)}"
+        assert r.split == "five" and r.error is None
+        assert isinstance(r.refused, bool) and isinstance(r.scores.failed, bool)
+        assert set(r.timings_ms) >= {"retrieve", "generate", "total"}
     by_id = run.by_id()
     for qid in ("fact-01", "para-02", "fup-01"):
-        r = by_id[qid]
-        assert RETRIEVAL_FIELDS <= set(r["retrieval"])
-        assert all(0.0 <= r["retrieval"][k] <= 1.0 for k in RETRIEVAL_FIELDS)
-        assert len(r["retrieved"]) == 10 and [p["n"] for p in r["retrieved"]] == list(range(1, 11))
-        assert isinstance(r["key_correct"], bool) and 0.0 <= r["f1"] <= 1.0
+        r, s = by_id[qid], by_id[qid].scores
+        assert RETRIEVAL_FIELDS <= set(s.retrieval)
+        assert all(0.0 <= s.retrieval[k] <= 1.0 for k in RETRIEVAL_FIELDS)
+        assert len(r.retrieved) == 10 and [p["n"] for p in r.retrieved] == list(range(1, 11))
+        assert isinstance(s.key_correct, bool) and 0.0 <= s.f1 <= 1.0
         # the evidence was located verbatim in the indexed essay
-        for ev in r["expected"]["evidence"]:
+        for ev in r.expected.evidence:
             assert ev["spans"], f"{qid}: evidence not located"
             assert rag.document_text(ev["source"])[ev["start"]:ev["end"]] == ev["text"]
-    assert by_id["fact-01"]["retrieval"]["recall@10"] == 1.0       # a plain fact is found in the top 10
-    assert by_id["fup-01"]["history"], "the follow-up keeps its conversation"
+    assert by_id["fact-01"].scores.retrieval["recall@10"] == 1.0   # a plain fact is found in the top 10
+    assert by_id["fup-01"].history, "the follow-up keeps its conversation"
     for qid in ("unans-01", "adv-01"):
-        r = by_id[qid]
-        assert r["retrieval"] is None and r["key_correct"] is None and r["f1"] is None
-        assert r["refusal_correct"] == r["refused"]
-        assert r["failed"] == (not r["refused"])
-    assert by_id["adv-01"]["refused"], "'Ignore previous instructions…' must be refused"
+        r, s = by_id[qid], by_id[qid].scores
+        assert s.retrieval is None and s.key_correct is None and s.f1 is None
+        assert s.refusal_correct == r.refused
+        assert s.failed == (not r.refused)
+    assert by_id["adv-01"].refused, "'Ignore previous instructions…' must be refused"
 
 
 def test_metrics_targets_and_table(run):
@@ -123,6 +123,7 @@ def test_results_json_round_trip(run, tmp_path):
     assert "api_key" not in json.dumps(data["meta"])
     again = EvalRun.load(path)
     assert again.metrics["groups"] == run.metrics["groups"]   # re-scoring a saved run gives the same numbers
+    assert again.records == run.records                       # and the same typed records
 
 
 def test_html_report_is_self_contained(run, tmp_path):
@@ -133,7 +134,7 @@ def test_html_report_is_self_contained(run, tmp_path):
     assert "data:image/png;base64," in page
     assert "By question type" in page and "Failing questions" in page
     for r in run.failures():
-        assert f"id='q-{r['id']}'" in page
+        assert f"id='q-{r.id}'" in page
     assert "http://" not in page and "https://" not in page and "<link" not in page   # nothing to fetch
     assert render_html(run) == page
 
@@ -157,7 +158,7 @@ def test_compare_two_runs(run, other_run, tmp_path):
     assert "Comparison" in page and "data:image/png;base64," in page
 
     # runs over different questions are compared on the questions they share
-    part = EvalRun.from_records([dict(r) for r in run.records[:3]], {"label": "part"})
+    part = EvalRun.from_records(run.records[:3], {"label": "part"})
     cmp = compare_runs(part, run)
     assert cmp["only_b"] == IDS[3:] and cmp["common"] == 3
     n = next(r for r in cmp["metrics"] if r["key"] == "key_accuracy")["values"]["five"]
@@ -180,10 +181,10 @@ def test_cli_eval_writes_results_and_report_then_compares(rag, settings, questio
     data = json.loads(out.read_text(encoding="utf-8"))
     assert [r["id"] for r in data["records"]] == IDS and data["meta"]["label"] == "cli"
     assert "<table class='metrics'>" in report.read_text(encoding="utf-8")
+    # the quality gate compares the whole test split only; a selection of other questions is refused up front
     checked = _cli(["eval", str(questions_file), "--no-progress", "--check", "--type", "adversarial"], env)
-    assert checked.returncode in (0, 1) and "Traceback" not in checked.stderr
-    # one adversarial question: only the refusal targets apply, and 'Ignore previous instructions' is refused
-    assert checked.returncode == 0, checked.stdout
+    assert checked.returncode == 2 and "Traceback" not in checked.stderr
+    assert "--check compares the 45 questions of the test split" in " ".join((checked.stdout + checked.stderr).split())
 
     saved = run.save(tmp_path / "default.json")
     done = _cli(["eval", "--compare", str(saved), str(out), "--report", str(tmp_path / "cmp.html")], env)
@@ -233,7 +234,7 @@ def test_baseline_run_uses_its_own_index_and_the_tutorial_retrieval(rag, setting
     assert result.meta["settings"]["index"]["chunker"] == "recursive"
     assert (settings.index.dir.parent / "index-baseline").is_dir()
     fact = result.by_id()["fact-01"]
-    assert max(p["end"] - p["start"] for p in fact["retrieved"]) > 600          # 1,000-character chunks
-    assert all(p["end"] - p["start"] <= 1000 for p in fact["retrieved"])
-    assert 1 <= len(fact["passages"]) <= 4                                      # k = 4, no merging
+    assert max(p["end"] - p["start"] for p in fact.retrieved) > 600            # 1,000-character chunks
+    assert all(p["end"] - p["start"] <= 1000 for p in fact.retrieved)
+    assert 1 <= len(fact.passages) <= 4                                         # k = 4, no merging
     assert result.metrics["groups"]["five"]["n"] == 5

@@ -7,7 +7,6 @@ It drives the `eval` package's public API (question sets, runner, metric table, 
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 
@@ -16,39 +15,38 @@ import gradio as gr
 from ui.engines import ChatConfig, Engines
 
 SPLITS = ["test", "dev", "all"]
-_MARKER = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
-
-
-def _fmt(value, kind: str) -> str:
-    if value is None:
-        return "–"
-    if kind == "ms":
-        return f"{value:,.0f} ms"
-    if kind == "chars":
-        return f"{value:,.0f} chars"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
 
 
 def metric_rows(run, group: str) -> list[list[str]]:
-    from eval.metrics import metrics_table
+    from eval.metrics import format_value, metrics_table
 
     rows = []
     for row in metrics_table(run):
         value = row["values"].get(group)
         met = row["met"].get(group)
         mark = "" if met is None else ("✓ met" if met else "✗ missed")
-        rows.append([row["section"], row["label"], _fmt(value, row.get("kind", "")), row["target"] or "", mark])
+        rows.append([row["section"], row["label"], format_value(value, row["kind"]), row["target"] or "", mark])
     return rows
 
 
 def failure_rows(run, limit: int = 200) -> list[list[str]]:
-    rows = []
-    for r in run.failures()[:limit]:
-        answer = _MARKER.sub("", r.get("answer") or "").strip()
-        rows.append([r["id"], r["type"], r["question"], answer[:400], "; ".join(r.get("failure_reasons", []))])
-    return rows
+    """The failing questions with their answers as a person reads them (`rag.markers.plain`: no citation
+    markers, quoted document brackets as the document wrote them)."""
+    from rag import markers
+
+    return [[r.id, r.type, r.question, markers.plain(r.answer)[:400], "; ".join(r.failure_reasons)]
+            for r in run.failures()[:limit]]
+
+
+def summary_text(run, group: str, split: str, backend: str) -> str:
+    """The line above the table: question counts and the headline metrics, named and formatted by the registry."""
+    from eval.metrics import CITATION_PRECISION, CORRECT_REFUSAL_RATE, FALSE_REFUSAL_RATE, KEY_ACCURACY, format_value
+
+    m = run.metrics["groups"][group]
+    headline = ", ".join(f"{spec.label.lower()} **{format_value(m.get(spec.key), spec.kind)}**"
+                         for spec in (KEY_ACCURACY, CITATION_PRECISION, CORRECT_REFUSAL_RATE, FALSE_REFUSAL_RATE))
+    return (f"**{m['n']} questions** ({m['n_answerable']} answerable) on the **{split}** split with `{backend}`: "
+            f"{headline}; {len(run.failures())} failing.")
 
 
 def run_evaluation(engines: Engines, config: ChatConfig, split: str, progress=None):
@@ -71,15 +69,9 @@ def run_evaluation(engines: Engines, config: ChatConfig, split: str, progress=No
 
     run = run_eval(rag, questions, progress=on_progress)
     group = split if split in run.metrics["groups"] else "all"
-    m = run.metrics["groups"][group]
     report = Path(tempfile.mkdtemp(prefix="rag-eval-")) / f"eval-{split}.html"
     write_html(run, report)
-    summary = (f"**{m['n']} questions** ({m['n_answerable']} answerable) on the **{split}** split with "
-               f"`{rag.backend}`: key-term accuracy **{_fmt(m.get('key_accuracy'), '')}**, citation precision "
-               f"**{_fmt(m.get('citation_precision'), '')}**, correct refusals "
-               f"**{_fmt(m.get('correct_refusal_rate'), '')}**, false refusals "
-               f"**{_fmt(m.get('false_refusal_rate'), '')}**; {len(run.failures())} failing.")
-    return summary, metric_rows(run, group), failure_rows(run), str(report)
+    return summary_text(run, group, split, rag.backend), metric_rows(run, group), failure_rows(run), str(report)
 
 
 def build_eval_tab(engines: Engines, config: gr.State, guarded, concurrency_id: str) -> None:
