@@ -5,6 +5,7 @@ Both address chunks by row number, so the fused ranking can combine them without
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import bm25s
@@ -13,6 +14,10 @@ import numpy as np
 import Stemmer
 
 from index.config import IndexConfig
+
+# bm25s sets its own logger to DEBUG when imported (bm25s/__init__.py), which prints a line per index build
+# through any application's root handler; this undoes that one change of bm25s's, right after the import.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 

@@ -260,7 +260,6 @@ def _load_plugins() -> None:
 def main() -> None:
     for name, value in ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # its per-call INFO lines are noise in a CLI
     _load_plugins()
     app()
 

@@ -57,8 +57,7 @@ def run_evaluation(engines: Engines, config: ChatConfig, split: str, progress=No
     from eval.runner import run_eval
 
     rag = engines.rag(config)
-    sources = [d.source for d in rag.documents()]
-    if not any(s.replace("\\", "/").endswith("/russia-iran-essay.txt") for s in sources):
+    if not engines.sets.holds_bundled_essay(config.set):
         raise ValueError("The bundled questions are about the Russia–Iran essay, which this document set does not "
                          "hold. Choose the default index in Settings first.")
     questions = load_questions(split=split)
