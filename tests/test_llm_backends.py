@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag import RAG, BackendError
+from rag import RAG, BackendError, markers
 from tiny_model import tiny_chat_model
 
 QUESTION = "Why did Russia avoid a mutual defense clause with Iran?"
@@ -191,15 +191,12 @@ def test_llamacpp_smollm2_loads_streams_and_is_validated(essay_rag):
     answer = events[-1].answer
     assert tokens, "llama.cpp produced no tokens"
     assert answer.answer.strip()
-    numbers = {p.n for p in answer.passages}
-    assert {c.n for c in answer.citations} <= numbers
-    import re
-
-    assert {int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)} <= numbers  # invalid markers never survive
-    if answer.validation.fallback:  # a 135M model often forgets to cite: then the extractive answer stands in
-        assert answer.backend.startswith("extractive (fallback from llamacpp") and "dragged" in answer.answer
-    elif not answer.refused:
-        assert answer.citations
+    # Whatever a 135M model writes, what survives verification is grounded: a refusal without citations, or an
+    # answer whose markers are exactly its citations (the extractive answer stands in when none was valid).
+    assert {c.n for c in answer.citations} <= {p.n for p in answer.passages}
+    assert set(markers.cited(answer.answer)) == {c.n for c in answer.citations}
+    assert answer.refused or answer.citations
+    assert bool(answer.validation.fallback) == answer.backend.startswith("extractive (fallback from llamacpp")
 
 
 def test_hf_backend_loads_a_local_model_and_streams(essay_rag, tmp_path):
