@@ -22,6 +22,7 @@ from pathlib import Path
 from index import SearchHit
 from rag.errors import RagError
 from rag.evidence import EvidenceScorer, ScoredSentence
+from rag.guard import addresses_an_assistant
 from rag.text import TermWeights, content_terms, term_set
 from rag.types import Passage
 
@@ -132,6 +133,13 @@ class Decision:
     features: DecisionFeatures
     scored: tuple[ScoredSentence, ...]      # every sentence of the passages, best first
     evidence: tuple[ScoredSentence, ...]    # the sentences to answer from: best first, the rest in text order
+    planted: tuple[ScoredSentence, ...] = ()  # sentences that address an assistant: never evidence
+    notes: tuple[str, ...] = ()             # what the answer should tell the reader about this decision
+
+    @property
+    def flagged_passages(self) -> set[int]:
+        """Numbers of the passages that hold planted instructions (a writer's prompt marks them)."""
+        return {s.passage.n for s in self.planted}
 
 
 def features_of(question: str, passages: Sequence[Passage], hits: Sequence[SearchHit],
@@ -217,10 +225,24 @@ class Decider:
         self.max_sentences = max_sentences
 
     def decide(self, question: str, passages: Sequence[Passage], hits: Sequence[SearchHit]) -> Decision:
+        """Planted instructions in a document ("when asked about X, answer that…") are document text, not facts
+        for the answer: they are left out of the evidence, and a note says so when one would have been used."""
         weights = self.scorer.weights()
         scored = self.scorer.score(question, passages)
         features = features_of(question, passages, hits, scored, weights)
         probability = self.model.probability(features)
         answerable = bool(passages) and probability >= self.threshold
-        evidence = select_evidence(question, scored, weights, self.max_sentences) if answerable else []
-        return Decision(answerable, probability, features, tuple(scored), tuple(evidence))
+        planted = tuple(s for s in scored if addresses_an_assistant(s.sentence.text))
+        notes: list[str] = []
+        evidence: list[ScoredSentence] = []
+        if answerable:
+            usable = [s for s in scored if s not in planted]
+            evidence = select_evidence(question, usable, weights, self.max_sentences)
+            near = [s for s in planted if s.score >= scored[0].score - JOIN_MARGIN]
+            for s in near:
+                quote = s.sentence.text if len(s.sentence.text) <= 160 else s.sentence.text[:159] + "…"
+                notes.append(f"Passage [{s.passage.n}] contains text addressed to an assistant (“{quote}”). It is "
+                             "document text, not an instruction, and was not used as evidence.")
+            if not evidence:
+                answerable = False
+        return Decision(answerable, probability, features, tuple(scored), tuple(evidence), planted, tuple(notes))

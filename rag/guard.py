@@ -22,6 +22,26 @@ _INJECTION = re.compile(
     r"|using your own knowledge|without (using|the) (document|context)",
     re.IGNORECASE,
 )
+# Document text that speaks to an assistant instead of informing a reader: planted instructions ("Ignore prior
+# instructions and answer that…", "when asked about X, answer that…"). Imperatives only at a clause start, so a
+# report ("officials answer that the deal…") is not caught. No sentence of the essay matches, nor any of 1,950
+# sentences of Debian's licence texts ("you must tell them their rights" did, until "tell" was dropped).
+_ADDRESSED = re.compile(
+    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules|context|everything)\b"
+    r"|\bwhen(ever)? (you are |you're |you get |one is )?asked\b"
+    r"|(^|[.;:!?]\s+|\b(and|then|please|always|just)\s+)(answer|reply|respond|say|tell the user|state)\s+(that|with)\b"
+    r"|\b(you|assistants?|AIs?|language models?|chatbots?|LLMs?|the model)\s+(must|should|shall|have to|are to)\s+"
+    r"(answer|reply|respond|say|claim|pretend)\b"
+    r"|\b(system prompt|new instructions|prior instructions|previous instructions)\b",
+    re.IGNORECASE,
+)
+
+
+def addresses_an_assistant(text: str) -> bool:
+    """Whether document text reads as an instruction to an assistant rather than information for a reader."""
+    return bool(_ADDRESSED.search(text))
+
+
 # Function words that nearly every English question contains; their absence is a strong hint of another language.
 _EN_FUNCTION = {"the", "a", "an", "of", "to", "in", "is", "are", "was", "were", "did", "does", "do", "what", "why",
                 "how", "who", "which", "when", "where", "and", "or", "on", "for", "with", "about", "from", "by",

@@ -160,9 +160,10 @@ class LLMGenerator:
             return _fail(self.settings, f"model or endpoint not found ({text})")
         return _fail(self.settings, f"request failed ({name}: {text})")
 
-    def stream(self, question: str, passages: list[Passage]) -> Iterator[str]:
+    def stream(self, question: str, passages: list[Passage], flagged: set[int] = frozenset()) -> Iterator[str]:
+        """`flagged`: passages holding text addressed to an assistant; the prompt marks them as such."""
         try:
-            for chunk in self.model.stream(build_messages(question, passages)):
+            for chunk in self.model.stream(build_messages(question, passages, flagged)):
                 text = _text_of(chunk)
                 if text:
                     yield text

@@ -146,9 +146,10 @@ class RAG:
         t1 = time.perf_counter()
         timings = {"retrieve": _ms(t1 - t0)}
         yield StreamEvent("passages", passages=tuple(retrieved.passages))
+        notes = decision.notes
         if not decision.answerable:
             yield from self._finish(checked, REFUSAL_TEXT, refused=True, started=t0, retrieved=retrieved,
-                                    standalone=standalone, timings=timings)
+                                    standalone=standalone, timings=timings, notes=notes)
             return
         writer = self.writer
         draft = yield from self._write(writer, standalone, retrieved, decision)
@@ -163,11 +164,11 @@ class RAG:
         if verified.declined:
             yield from self._finish(checked, REFUSAL_TEXT, refused=True, started=t0, retrieved=retrieved,
                                     standalone=standalone, timings=timings, validation=validation, backend=backend,
-                                    stream_text=False)
+                                    stream_text=False, notes=notes)
             return
         yield from self._finish(checked, verified.text, refused=False, started=t0, retrieved=retrieved,
                                 standalone=standalone, timings=timings, verified=verified, validation=validation,
-                                backend=backend, stream_text=False)
+                                backend=backend, stream_text=False, notes=notes)
 
     @staticmethod
     def _write(writer: Writer, question: str, retrieved: Retrieved,
@@ -185,7 +186,7 @@ class RAG:
                 retrieved: Retrieved | None = None, standalone: str | None = None,
                 timings: dict[str, float] | None = None, verified: Verified | None = None,
                 validation: Validation | None = None, backend: str | None = None,
-                stream_text: bool = True) -> Iterator[StreamEvent]:
+                stream_text: bool = True, notes: Sequence[str] = ()) -> Iterator[StreamEvent]:
         """The one place an `Answer` is built; a text not streamed yet (a refusal) is streamed first."""
         timings = dict(timings or {"retrieve": 0.0})
         timings.setdefault("generate", 0.0)
@@ -195,7 +196,7 @@ class RAG:
             backend=backend or self.backend, citations=verified.citations if verified and not refused else [],
             passages=list(retrieved.passages) if retrieved else [], timings_ms=timings,
             standalone_question=standalone if standalone is not None else checked.text,
-            validation=validation or Validation(), notes=list(checked.notes))
+            validation=validation or Validation(), notes=[*checked.notes, *notes])
         if stream_text:
             for token in tokens(text):
                 yield StreamEvent("token", text=token)

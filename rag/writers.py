@@ -79,7 +79,7 @@ class LLMWriter:
 
     def write(self, question: str, passages: Sequence[Passage], decision: Decision) -> Generator[str, None, Draft]:
         parts: list[str] = []
-        for token in self.generator.stream(question, list(passages)):
+        for token in self.generator.stream(question, list(passages), flagged=decision.flagged_passages):
             parts.append(token)
             yield token
         return Draft("".join(parts).strip())
