@@ -20,10 +20,33 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_FOLLOWUP_START = re.compile(r"^(and|but|so|then|also|what about|how about|what else|why|why not|how come|"
-                             r"who said|besides|despite that|in that case)\b", re.I)
-_REFERENCE = re.compile(r"\b(it|its|they|them|their|theirs|he|him|his|she|her|that|this|those|these|there|"
-                        r"the same|such|the matter|the latter|the former)\b", re.I)
+# A follow-up needs the conversation: it opens with a connector ("And what about…"), or points back with a
+# pronoun or a demonstrative ("What did he insist on?", "Despite that slogan, …"), or is an ellipsis ("Why?").
+# A question that names its own subject is self-contained and is never rewritten: carrying the previous question
+# into "What is the GDP of Iran?" made retrieval answer the previous question instead.
+_FOLLOWUP_START = re.compile(r"^(and|but|so|then|also|what about|how about|what else|why not|how come|besides|"
+                             r"despite that|in that case|same for|and why|and how)\b", re.I)
+_PERSONAL = re.compile(r"\b(it|its|they|them|their|theirs|he|him|his|she|her|hers)\b", re.I)
+_DEMONSTRATIVE = re.compile(r"\b(the same|such|the matter|the latter|the former|the above|the previous)\b|"
+                            r"\b(this|these|those)\b(?!\s+(essay|document|text|article|chapter|tutorial|manual|book|"
+                            r"report|paper|guide|section|page|file)s?\b)", re.I)
+# "that" points back when a noun or nothing follows ("that slogan", "prompted that?"), not when it joins a
+# clause ("say that Moscow refused", "that the", "that it").
+_THAT = re.compile(r"\bthat\b(?=\s*(?:[?.!,;]|$)|\s+(?!(?:the|a|an|it|he|she|they|we|you|i|this|these|those|"
+                   r"there|is|was|are|were|be|been|has|had|have|will|would|can|could|should|may|might|must|did|"
+                   r"does|do|not|no|if|when|its|his|her|their|our|my|your)\b)(?-i:[a-z]))", re.I)
+_DEFINITION = re.compile(r"^(what|who)\s+(is|are|was|were)\s+(a|an|the)?\s*\w", re.I)
+_NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][\w’'-]+")
+
+
+def _refers_back(question: str) -> bool:
+    """A pronoun or demonstrative whose referent is not named earlier in the question itself."""
+    for pattern in (_PERSONAL, _DEMONSTRATIVE, _THAT):
+        for m in pattern.finditer(question):
+            if pattern is _PERSONAL and _NAME.search(question[:m.start()]):
+                continue  # "What did Putin say about his meeting?": the referent is in the question
+            return True
+    return False
 
 
 def last_user_question(history: Sequence[Turn]) -> str | None:
@@ -34,8 +57,13 @@ def last_user_question(history: Sequence[Turn]) -> str | None:
 
 
 def looks_like_followup(question: str) -> bool:
-    return bool(_FOLLOWUP_START.search(question.strip()) or _REFERENCE.search(question)
-                or len(content_terms(question)) <= 2)
+    """Whether the question needs the conversation to be understood (see the patterns above)."""
+    q = question.strip()
+    if _FOLLOWUP_START.search(q) or _refers_back(q):
+        return True
+    # An ellipsis: at most one content word and no name ("Why?", "How many?", "The population?"); a definition
+    # question ("What is recursion?") names its subject.
+    return len(content_terms(q)) <= 1 and not _NAME.search(q) and not _DEFINITION.search(q)
 
 
 def condense_by_rule(question: str, history: Sequence[Turn]) -> str:
