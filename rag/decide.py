@@ -27,6 +27,10 @@ from rag.text import TermWeights, content_terms, term_set
 from rag.types import Passage
 
 MODEL_FILE = Path(__file__).with_name("decision_model.json")
+# A close call is answered, not silently refused: a false refusal costs the reader more than a quoted answer they
+# can check, so the answer says how sure it is.
+LOW_CONFIDENCE = ("Low confidence: the passages may not state this exactly. Check the highlighted sentences before "
+                  "relying on the answer.")
 
 # Selection, tuned on the dev split: how far below the best sentence another may score and still join the answer,
 # when a sentence repeats one already chosen (cosine), how long an answer may get, and the coverage gain a
@@ -218,11 +222,13 @@ def select_evidence(question: str, scored: Sequence[ScoredSentence], weights: Te
 class Decider:
     """Scores the passages' sentences, computes the features, applies the model and picks the evidence."""
 
-    def __init__(self, scorer: EvidenceScorer, model: DecisionModel, threshold: float, max_sentences: int) -> None:
+    def __init__(self, scorer: EvidenceScorer, model: DecisionModel, threshold: float, max_sentences: int,
+                 close_call_margin: float = 0.0) -> None:
         self.scorer = scorer
         self.model = model
         self.threshold = threshold
         self.max_sentences = max_sentences
+        self.close_call_margin = close_call_margin
 
     def decide(self, question: str, passages: Sequence[Passage], hits: Sequence[SearchHit]) -> Decision:
         """Planted instructions in a document ("when asked about X, answer that…") are document text, not facts
@@ -245,4 +251,6 @@ class Decider:
                              "document text, not an instruction, and was not used as evidence.")
             if not evidence:
                 answerable = False
+            elif probability < self.threshold + self.close_call_margin:
+                notes.append(LOW_CONFIDENCE)
         return Decision(answerable, probability, features, tuple(scored), tuple(evidence), planted, tuple(notes))

@@ -73,7 +73,8 @@ class RAG:
         self.retriever = PassageRetriever(index, settings.retrieval, reranker)
         self.weights = CorpusWeights(index)
         self.decider = Decider(EvidenceScorer(embedder, self.weights), decision_model or DecisionModel.load(),
-                               settings.answer.refusal_threshold, settings.answer.max_sentences)
+                               settings.answer.refusal_threshold, settings.answer.max_sentences,
+                               settings.answer.close_call_margin)
 
     # -- construction -----------------------------------------------------------------------------------------
     @classmethod
@@ -147,9 +148,10 @@ class RAG:
         timings = {"retrieve": _ms(t1 - t0)}
         yield StreamEvent("passages", passages=tuple(retrieved.passages))
         notes = decision.notes
+        confidence = round(decision.probability, 3)
         if not decision.answerable:
             yield from self._finish(checked, REFUSAL_TEXT, refused=True, started=t0, retrieved=retrieved,
-                                    standalone=standalone, timings=timings, notes=notes)
+                                    standalone=standalone, timings=timings, notes=notes, confidence=confidence)
             return
         writer = self.writer
         draft = yield from self._write(writer, standalone, retrieved, decision)
@@ -164,11 +166,11 @@ class RAG:
         if verified.declined:
             yield from self._finish(checked, REFUSAL_TEXT, refused=True, started=t0, retrieved=retrieved,
                                     standalone=standalone, timings=timings, validation=validation, backend=backend,
-                                    stream_text=False, notes=notes)
+                                    stream_text=False, notes=notes, confidence=confidence)
             return
         yield from self._finish(checked, verified.text, refused=False, started=t0, retrieved=retrieved,
                                 standalone=standalone, timings=timings, verified=verified, validation=validation,
-                                backend=backend, stream_text=False, notes=notes)
+                                backend=backend, stream_text=False, notes=notes, confidence=confidence)
 
     @staticmethod
     def _write(writer: Writer, question: str, retrieved: Retrieved,
@@ -186,7 +188,8 @@ class RAG:
                 retrieved: Retrieved | None = None, standalone: str | None = None,
                 timings: dict[str, float] | None = None, verified: Verified | None = None,
                 validation: Validation | None = None, backend: str | None = None,
-                stream_text: bool = True, notes: Sequence[str] = ()) -> Iterator[StreamEvent]:
+                stream_text: bool = True, notes: Sequence[str] = (),
+                confidence: float | None = None) -> Iterator[StreamEvent]:
         """The one place an `Answer` is built; a text not streamed yet (a refusal) is streamed first."""
         timings = dict(timings or {"retrieve": 0.0})
         timings.setdefault("generate", 0.0)
@@ -196,7 +199,7 @@ class RAG:
             backend=backend or self.backend, citations=verified.citations if verified and not refused else [],
             passages=list(retrieved.passages) if retrieved else [], timings_ms=timings,
             standalone_question=standalone if standalone is not None else checked.text,
-            validation=validation or Validation(), notes=[*checked.notes, *notes])
+            validation=validation or Validation(), notes=[*checked.notes, *notes], confidence=confidence)
         if stream_text:
             for token in tokens(text):
                 yield StreamEvent("token", text=token)

@@ -44,9 +44,11 @@ class LLMSettings(BaseModel):
 class AnswerSettings(BaseModel):
     max_question_chars: int = Field(1000, ge=20)
     max_sentences: int = Field(4, ge=1, le=12)
-    # Calibrated on the dev split by `python -m rag.calibrate`; see README "Refusals".
+    # Calibrated on the dev split by `python -m eval.calibrate`; see README "Refusals".
     # The highest threshold whose leave-one-out false-refusal rate on the dev split meets the 0.05 target.
     refusal_threshold: float = Field(0.3, ge=0, le=1, description="Refuse below this answerable probability.")
+    close_call_margin: float = Field(0.15, ge=0, le=1, description="An answer whose probability is less than this "
+                                     "above the threshold carries a low-confidence note instead of being refused.")
 
 
 class UISettings(BaseModel):

@@ -105,6 +105,8 @@ class Answer:
     standalone_question: str = ""
     validation: Validation = field(default_factory=Validation)
     notes: list[str] = field(default_factory=list)
+    # The decision stage's answerable probability (None when the guard answered before retrieval).
+    confidence: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -118,6 +120,7 @@ class Answer:
             "standalone_question": self.standalone_question,
             "validation": self.validation.to_dict(),
             "notes": list(self.notes),
+            "confidence": self.confidence,
         }
 
 

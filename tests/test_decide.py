@@ -64,3 +64,21 @@ def test_the_decision_is_the_same_for_every_writer(essay_rag):
     question = "How many Russian-speaking Jews live in Israel?"
     a, b = essay_rag.decide(question), llm.decide(question)
     assert a.features == b.features and a.answerable == b.answerable
+
+
+def test_a_close_call_is_answered_with_a_low_confidence_note(essay_rag):
+    """Constant decision models put the probability just above the threshold, then far above it."""
+    import math
+
+    from rag import RAG
+    from rag.decide import LOW_CONFIDENCE
+
+    threshold = essay_rag.settings.answer.refusal_threshold
+    margin = essay_rag.settings.answer.close_call_margin
+    question = "How many Russian-speaking Jews live in Israel?"
+    for p, noted in [(threshold + margin / 2, True), (min(threshold + margin + 0.1, 0.99), False)]:
+        model = DecisionModel((), (), math.log(p / (1 - p)), (), ())
+        answer = RAG(essay_rag.settings, essay_rag.index, essay_rag.embedder, decision_model=model).ask(question)
+        assert not answer.refused and abs(answer.confidence - p) < 1e-3
+        assert (LOW_CONFIDENCE in answer.notes) == noted
+        assert answer.to_dict()["confidence"] == answer.confidence
