@@ -35,6 +35,9 @@ _DEMONSTRATIVE = re.compile(r"\b(the same|such|the matter|the latter|the former|
 _THAT = re.compile(r"\bthat\b(?=\s*(?:[?.!,;]|$)|\s+(?!(?:the|a|an|it|he|she|they|we|you|i|this|these|those|"
                    r"there|is|was|are|were|be|been|has|had|have|will|would|can|could|should|may|might|must|did|"
                    r"does|do|not|no|if|when|its|his|her|their|our|my|your)\b)(?-i:[a-z]))", re.I)
+# "Why did Moscow refuse?", "How did Iran respond?": a short question whose verb has lost its object.
+_BARE_VERB = re.compile(r"^(why|how|when|where)\s+(did|does|do|was|were|is|are|would|will|can|could|should|has|have|"
+                        r"had)\s+[\w’'-]+(\s+[\w’'-]+)?\s*[?.!]*$", re.I)
 _DEFINITION = re.compile(r"^(what|who)\s+(is|are|was|were)\s+(a|an|the)?\s*\w", re.I)
 _NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][\w’'-]+")
 
@@ -59,7 +62,7 @@ def last_user_question(history: Sequence[Turn]) -> str | None:
 def looks_like_followup(question: str) -> bool:
     """Whether the question needs the conversation to be understood (see the patterns above)."""
     q = question.strip()
-    if _FOLLOWUP_START.search(q) or _refers_back(q):
+    if _FOLLOWUP_START.search(q) or _refers_back(q) or _BARE_VERB.search(q):
         return True
     # An ellipsis: at most one content word and no name ("Why?", "How many?", "The population?"); a definition
     # question ("What is recursion?") names its subject.

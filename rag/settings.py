@@ -43,6 +43,8 @@ class LLMSettings(BaseModel):
 
 class AnswerSettings(BaseModel):
     max_question_chars: int = Field(1000, ge=20)
+    max_history_turns: int = Field(20, ge=0, description="Most conversation turns a follow-up reads (the newest); "
+                                   "older ones are dropped. Each turn is cut to max_question_chars.")
     max_sentences: int = Field(4, ge=1, le=12)
     # Calibrated on the dev split by `python -m eval.calibrate`; see README "Refusals".
     # The highest threshold whose leave-one-out false-refusal rate on the dev split meets the 0.05 target.

@@ -53,16 +53,19 @@ class Turn:
         return {"role": self.role, "content": self.content}
 
     @staticmethod
-    def parse_history(history: object, max_chars: int | None = None) -> list["Turn"]:
+    def parse_history(history: object, max_chars: int | None = None,
+                      max_turns: int | None = None) -> list["Turn"]:
         """Turns from plain data: a list of `Turn`s or of {"role": "user"|"assistant", "content": str | [blocks]}
         (Gradio-style content blocks are joined). Anything else raises ValueError naming what is wrong.
-        `max_chars` caps each turn, so a huge history cannot cost more than the question limit allows."""
+        Only the newest `max_turns` turns are read (older ones are dropped unread) and `max_chars` caps each, so a
+        huge history cannot cost more than the question limit allows."""
         if history is None or history == "" or history == []:
             return []
         if not isinstance(history, (list, tuple)):
             raise ValueError('history must be a list of {"role": "user" | "assistant", "content": "..."} objects')
+        offset = max(len(history) - max_turns, 0) if max_turns is not None else 0
         turns = []
-        for i, item in enumerate(history):
+        for i, item in enumerate(history[offset:], start=offset):
             if isinstance(item, Turn):
                 role, content = item.role, item.content
             elif isinstance(item, dict):

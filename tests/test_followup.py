@@ -30,6 +30,8 @@ FOLLOW_UPS = [
     "What prompted them to use that term?",
     "Why?",
     "The population?",
+    "Why did Moscow refuse?",
+    "How did Iran respond?",
 ]
 
 

@@ -106,12 +106,12 @@ def test_questions_on_the_essays_topic_are_answered(client, ui_rag, question):
 def test_follow_up_with_history(client, ui_rag):
     first = client.predict(Q_DEFENSE, api_name="/ask")
     history = [{"role": "user", "content": Q_DEFENSE}, {"role": "assistant", "content": first["answer"]}]
-    result = client.predict("Why did Moscow refuse?", json.dumps(history), api_name="/ask")
+    result = client.predict("And why did they refuse?", json.dumps(history), api_name="/ask")
     assert "mutual defense" in result["standalone_question"]  # the follow-up was resolved with the history
     assert_answered(result, ui_rag)
     # Gradio-style content blocks are accepted too.
     blocks = [{"role": "user", "content": [{"type": "text", "text": Q_DEFENSE}]}]
-    again = client.predict("Why did Moscow refuse?", json.dumps(blocks), api_name="/ask")
+    again = client.predict("And why did they refuse?", json.dumps(blocks), api_name="/ask")
     assert again["standalone_question"] == result["standalone_question"]
 
 
@@ -120,10 +120,10 @@ def test_huge_history_turns_are_capped_at_the_question_limit(client, ui_settings
     history = [{"role": "user", "content": "mutual defense " * 20_000},  # 300,000 characters
                {"role": "assistant", "content": "x " * 100_000}]
     started = time.perf_counter()
-    result = client.predict("Why did Moscow refuse?", json.dumps(history), api_name="/ask")
+    result = client.predict("And why did they refuse?", json.dumps(history), api_name="/ask")
     assert time.perf_counter() - started < 30
     assert "mutual defense" in result["standalone_question"]
-    assert len(result["standalone_question"]) <= limit + len("Why did Moscow refuse?") + 20
+    assert len(result["standalone_question"]) <= limit + len("And why did they refuse?") + 20
 
 
 def test_unanswerable_and_empty_questions_are_refusals(client, ui_rag):

@@ -7,6 +7,7 @@ readable message in the chat.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,11 +43,28 @@ class Session:
         self.messages.append({"role": role, "content": content})
         self.message_turns.append(turn)
 
-    def remember(self, question: str, answer: Answer, max_chars: int) -> None:
-        """Keep a finished answer and its exchange (each turn capped at the question limit, as API history is)."""
+    def remember(self, question: str, answer: Answer, max_chars: int, max_turns: int) -> None:
+        """Keep a finished answer and its exchange: each turn capped at the question limit and only the newest
+        `max_turns` turns kept, as in API history, so a session's conversation never outgrows what it is read for."""
         self.answers.append(answer)
         self.history += Turn.parse_history([Turn("user", question), Turn("assistant", answer.answer)],
                                            max_chars=max_chars)
+        del self.history[:max(0, len(self.history) - max_turns)]
+
+
+def clip_question(question: str, max_chars: int) -> tuple[str, str | None]:
+    """`question` cut to `max_chars` (at a word boundary, as the guard cuts it) before anything stores or reads it,
+    and the note that says so (None when it fits). Cutting first keeps a 1 MB paste out of the session and bounds
+    the work the pipeline does on it."""
+    if len(question) <= max_chars:
+        return question, None
+    cut = question[:max_chars].rsplit(" ", 1)[0].rstrip() or question[:max_chars]
+    return cut, f"Your question was {len(question):,} characters long; only the first {len(cut):,} were used."
+
+
+def with_note(answer: Answer, note: str | None) -> Answer:
+    """`answer` with `note` first among its notes (shown under the answer and in the JSON)."""
+    return dataclasses.replace(answer, notes=[note, *answer.notes]) if note else answer
 
 
 Update = tuple[list[dict], str, str, Session]  # chat messages, sources panel, question box, session
@@ -66,13 +84,15 @@ def friendly_error(exc: BaseException) -> str:
 def respond(engines: Engines, question: str, session: Session, config: ChatConfig) -> Iterator[Update]:
     """Stream the answer to `question` into the chat, then show its sources."""
     question = (question or "").strip()
+    limits = engines.settings.answer
+    question, clipped = clip_question(question, limits.max_question_chars)
     if not question:
         session.add("assistant", render.hint_message("Type a question about the documents first, or pick one of "
                                                      "the examples."), None)
         yield session.messages, render.message_panel("Sources", "Ask a question to see its sources."), "", session
         return
     turn = len(session.answers)
-    session.add("user", render.md_escape(question), turn)
+    session.add("user", render.md_escape(question) + (" …" if clipped else ""), turn)
     session.add("assistant", render.streaming_message("", turn), turn)
     yield session.messages, render.searching_panel(question), "", session
 
@@ -80,7 +100,8 @@ def respond(engines: Engines, question: str, session: Session, config: ChatConfi
     partial = ""
     try:
         rag = engines.rag(config)
-        for event in rag.stream(question, session.history):
+        for event in rag.stream(question, session.history[-limits.max_history_turns:] if limits.max_history_turns
+                                else []):
             if event.kind == "passages":
                 yield session.messages, render.searching_panel(question, event.passages), "", session
             elif event.kind == "token":
@@ -100,7 +121,8 @@ def respond(engines: Engines, question: str, session: Session, config: ChatConfi
             "", session
         return
 
-    session.remember(question, answer, engines.settings.answer.max_question_chars)
+    answer = with_note(answer, clipped)
+    session.remember(question, answer, limits.max_question_chars, limits.max_history_turns)
     session.messages[-1]["content"] = render.answer_message(answer, turn)
     yield session.messages, render.sources_panel(answer, turn, turn + 1), "", session
 

@@ -23,8 +23,14 @@ def register(app: typer.Typer, load: Callable[[typer.Context], "Settings"]) -> N
         port: Annotated[Optional[int], typer.Option("--port", help="Port (default: ui.port, 7860).")] = None,
         share: Annotated[Optional[bool], typer.Option("--share/--no-share", help="Also open a public Gradio link "
                                                       "(default: ui.share, off). Set ui.auth first.")] = None,
+        insecure_no_auth: Annotated[bool, typer.Option(
+            "--insecure-no-auth", help="Serve beyond this machine (a --host other than loopback, or --share) "
+                                       "without ui.auth. Anyone who reaches it can read the documents and upload "
+                                       "files.")] = False,
     ) -> None:
-        """Chat with the documents in the browser: streamed answers, highlighted sources, uploads."""
+        """Chat with the documents in the browser: streamed answers, highlighted sources, uploads.
+
+        Only 127.0.0.1 without a login: another --host or --share needs ui.auth (or --insecure-no-auth)."""
         from rich.console import Console
         from rich.markup import escape
 
@@ -34,7 +40,10 @@ def register(app: typer.Typer, load: Callable[[typer.Context], "Settings"]) -> N
             from rag import ModelLoadError, RagError
             from ui.app import launch
 
-            launch(settings, host=host, port=port, share=share)
+            def warn(message: str) -> None:
+                err.print(f"[bold red]WARNING:[/bold red] {escape(message)}", highlight=False)
+
+            launch(settings, host=host, port=port, share=share, insecure_no_auth=insecure_no_auth, warn=warn)
         except (RagError, ModelLoadError) as exc:
             err.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2)
