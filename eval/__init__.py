@@ -8,7 +8,13 @@
     run = run_eval(rag, load_questions(split="test"), progress=lambda done, total, record: ...)
     run.metrics["groups"]["test"][KEY_ACCURACY.key]; run.failures(); run.save("results.json")
     write_html(run, "report.html")
-    Gate.load().check(run.metrics).passed      # the regression gate of `rag eval --check`
+    Gate.load().check(run.metrics).passed      # the regression gate of `rag eval --check` (the essay's section)
+
+    settings, rag = load_settings(), None
+    for s in eval_sets().values():             # every bundled set (eval/data/<set>/), each on its own index
+        rag = rag_for_set(s, settings, rag)    # reuses the loaded embedding model
+        run = run_eval(rag, s.questions("test"))
+        load_gates()[s.name].check(run.metrics)
 
 A run's records are typed (`EvalRecord`, scored by the pure `score(record) -> Scores`) and saved as the flat
 JSON of format "essay-rag-eval/1"; `EvalRun.load` reads and re-scores such a file.
@@ -24,7 +30,8 @@ import importlib
 
 _EXPORTS = {
     "load_questions": "eval.dataset", "Question": "eval.dataset", "DatasetError": "eval.dataset",
-    "sample": "eval.dataset",
+    "sample": "eval.dataset", "EvalSet": "eval.dataset", "eval_sets": "eval.dataset", "get_set": "eval.dataset",
+    "resolve_sets": "eval.dataset", "rag_for_set": "eval.runner", "load_gates": "eval.gate",
     "run_eval": "eval.runner", "EvalRun": "eval.runner", "rag_for_config": "eval.runner",
     "compute_metrics": "eval.metrics", "metrics_table": "eval.metrics", "formatted_table": "eval.metrics",
     "TARGETS": "eval.metrics", "METRICS": "eval.metrics", "METRIC_BY_KEY": "eval.metrics", "score": "eval.metrics",

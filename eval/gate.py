@@ -7,14 +7,19 @@ from them. A run passes when every gated metric is on the right side of its line
 passes (and is pointed out, so the floor can be raised to keep the gain) and a regression larger than the
 tolerance fails, naming the metric, its value and the threshold.
 
-File format (TOML):
+File format (TOML): one section per evaluation set (eval/data/<set>/), because each document has its own
+numbers and a gain on one must not hide a loss on another:
 
+    [essay]
     split = "test"          # the group of the run the gate reads
     questions = 45          # the gate only compares like with like: that split, whole
-    [metrics."key_accuracy"]
+    [essay.metrics."key_accuracy"]
     floor = 0.656           # or `ceiling` for a lower-is-better metric
     measured = 0.686        # what the run the floor was set from gave
     tolerance = 0.03        # floor = measured - tolerance; how far a value may fall before the gate fails
+
+A file with `split` at the top level (the format before sets) is one section, the essay's.
+`rag eval --set all --check` needs a section for every set: a set nobody measured would otherwise go ungated.
 
 Metric keys are the registry's (`eval.metrics.METRIC_BY_KEY`); an unknown key, a floor on a lower-is-better
 metric or a floor looser than the stated tolerance is an error in the file, reported when it is loaded.
@@ -29,9 +34,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eval import metrics as metrics_
 from eval.metrics import MetricSpec, format_value, metric
 
 GATE_FILE = Path(__file__).with_name("quality_gate.toml")
+DEFAULT_SET = "essay"   # eval.dataset.DEFAULT_SET (not imported: the gate needs only the metric registry)
 # Floating-point slack when comparing a value with a threshold written to three decimals.
 _EPS = 1e-9
 
@@ -127,21 +134,13 @@ class Gate:
     source: str = field(default="", compare=False)
 
     @classmethod
-    def load(cls, path: str | Path = GATE_FILE) -> "Gate":
-        path = Path(path).expanduser()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise GateError(f"Cannot read the quality gate file {path}: {exc.strerror or exc}") from None
-        return cls.from_toml(text, source=_display(path))
+    def load(cls, path: str | Path = GATE_FILE, set: str = DEFAULT_SET) -> "Gate":
+        """The section of set `set` (default the essay) in a gate file; `load_gates` reads them all."""
+        return gate_for_set(load_gates(path), set, _display(Path(path).expanduser()))
 
     @classmethod
-    def from_toml(cls, text: str, source: str = "<gate>") -> "Gate":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise GateError(f"{source}: invalid TOML ({exc})") from None
-        return cls.from_dict(data, source)
+    def from_toml(cls, text: str, source: str = "<gate>", set: str = DEFAULT_SET) -> "Gate":
+        return gate_for_set(gates_from_toml(text, source), set, source)
 
     @classmethod
     def from_dict(cls, data: Mapping, source: str = "<gate>") -> "Gate":
@@ -169,6 +168,42 @@ class Gate:
         results = tuple(GateResult(rule, group.get(rule.metric.key), rule.passes(group.get(rule.metric.key)),
                                    rule.improved(group.get(rule.metric.key))) for rule in self.rules)
         return GateReport(self.source, self.split, results, tuple(problems))
+
+
+def load_gates(path: str | Path = GATE_FILE) -> dict[str, Gate]:
+    """Every set's gate in a file, by set name (a file in the format before sets: {"essay": gate})."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise GateError(f"Cannot read the quality gate file {path}: {exc.strerror or exc}") from None
+    return gates_from_toml(text, _display(path))
+
+
+def gates_from_toml(text: str, source: str = "<gate>") -> dict[str, Gate]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise GateError(f"{source}: invalid TOML ({exc})") from None
+    if "split" in data or "metrics" in data:   # one gate, as before sets: the essay's
+        return {DEFAULT_SET: Gate.from_dict(data, source)}
+    gates = {}
+    for name, section in data.items():
+        if not isinstance(section, Mapping):
+            raise GateError(f"{source}: {name!r} must be a [set] section with split, questions and metrics")
+        gates[name] = Gate.from_dict(section, f"{source} [{name}]")
+    if not gates:
+        raise GateError(f"{source}: no [set] sections")
+    return gates
+
+
+def gate_for_set(gates: Mapping[str, Gate], name: str, source: str = "the gate file") -> Gate:
+    """The section of set `name`; a GateError says which set lacks one and what to do."""
+    try:
+        return gates[name]
+    except KeyError:
+        raise GateError(f"{source} has no section for evaluation set {name!r} (sections: "
+                        f"{', '.join(gates) or 'none'}); measure its test split and add [{name}]") from None
 
 
 def _rule(key: str, entry: object, source: str) -> GateRule:
@@ -216,3 +251,59 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+# Metrics the gate holds for every set (the ones a user feels: finding the evidence, answering right, citing right,
+# refusing right). A metric a set cannot measure (no near-miss questions, say) is left out of that set's section.
+GATED: tuple[MetricSpec, ...] = (
+    metrics_.RECALL_1000C, metrics_.RECALL_5, metrics_.MRR, metrics_.CONTEXT_RECALL, metrics_.KEY_ACCURACY,
+    metrics_.F1, metrics_.CITATION_PRECISION, metrics_.CITATION_RECALL, metrics_.INVALID_CITATION_RATE,
+    metrics_.CORRECT_REFUSAL_RATE, metrics_.OFF_TOPIC_REFUSAL_RATE, metrics_.NEAR_MISS_REFUSAL_RATE,
+    metrics_.FALSE_REFUSAL_RATE)
+
+
+def tolerance_for(spec: MetricSpec, support: int) -> float:
+    """About one question's worth: 1/n rounded up to the next hundredth (0 for invalid citations, which the
+    extractive writer cannot produce: one is a bug)."""
+    if spec is metrics_.INVALID_CITATION_RATE or support <= 0:
+        return 0.0
+    return math.ceil(100.0 / support) / 100.0
+
+
+def section_toml(name: str, metrics: Mapping, split: str = "test") -> str:
+    """The gate section of set `name` from a run's `metrics` (its `groups[split]` aggregate): floors and ceilings at
+    one question's worth from the measured values. `python -m eval.gate RUN.json …` prints these."""
+    m = metrics["groups"][split]
+    lines = [f"[{name}]", f'split = "{split}"', f"questions = {m['n']}", ""]
+    for spec in GATED:
+        key = spec.key
+        value = m.get(key)
+        if value is None:
+            continue
+        tol = tolerance_for(spec, spec.support(m))
+        bound = "floor" if spec.higher_is_better else "ceiling"
+        limit = max(value - tol, 0.0) if spec.higher_is_better else min(value + tol, 1.0)
+        lines += [f'[{name}.metrics."{key}"]', f"{bound} = {limit:.3f}", f"measured = {value:.3f}",
+                  f"tolerance = {tol:.2f}", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print gate sections from saved runs (`rag eval --set all --split test --out run.json` writes one file per
+    set, run.<set>.json): paste them into eval/quality_gate.toml after a deliberate change."""
+    import argparse
+
+    from eval.runner import EvalRun
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("runs", nargs="+", help="saved runs, one per set")
+    parser.add_argument("--split", default="test")
+    args = parser.parse_args(argv)
+    for path in args.runs:
+        run = EvalRun.load(path)
+        name = run.meta.get("set") or Path(path).stem.split(".")[-1]
+        print(section_toml(name, run.metrics, args.split))
+
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from eval.records import NO_ANSWER_TYPES, QUESTION_TYPES, EvalRecord, Scores, is_answerable  # noqa: F401 (re-exported)
+from eval.records import (NEAR_MISS, NO_ANSWER_TYPES, OFF_TOPIC, QUESTION_TYPES, EvalRecord, Scores,  # noqa: F401
+                          is_answerable)
 from rag import markers
 
 KS = (1, 3, 5, 10)
@@ -313,6 +314,8 @@ class Group:
     scores: list[Scores] = field(init=False)
     answerable: list[tuple[EvalRecord, Scores]] = field(init=False)
     no_answer: list[tuple[EvalRecord, Scores]] = field(init=False)
+    off_topic: list[EvalRecord] = field(init=False)                  # no-answer questions by kind
+    near_miss: list[EvalRecord] = field(init=False)
     answered: list[tuple[EvalRecord, Scores]] = field(init=False)   # answerable, not refused, no error
     retrieval: list[dict] = field(init=False)                       # per-question retrieval scores
 
@@ -322,6 +325,8 @@ class Group:
         set_(self, "scores", [s for _, s in pairs])
         set_(self, "answerable", [(r, s) for r, s in pairs if r.answerable])
         set_(self, "no_answer", [(r, s) for r, s in pairs if not r.answerable])
+        set_(self, "off_topic", [r for r, _ in self.no_answer if r.type == OFF_TOPIC])
+        set_(self, "near_miss", [r for r, _ in self.no_answer if r.type == NEAR_MISS])
         set_(self, "answered", [(r, s) for r, s in self.answerable if not r.refused and not r.error])
         set_(self, "retrieval", [s.retrieval for _, s in self.answerable if s.retrieval])
 
@@ -332,6 +337,7 @@ class Group:
 
 # Which questions a metric is averaged over; the table shows that count as the metric's support.
 OVER_ANSWERABLE, OVER_ANSWERED, OVER_NO_ANSWER, OVER_ALL = "answerable", "answered", "no_answer", "all"
+OVER_OFF_TOPIC, OVER_NEAR_MISS = "off_topic", "near_miss"
 
 
 @dataclass(frozen=True)
@@ -354,7 +360,7 @@ class MetricSpec:
     def support(self, m: dict) -> int:
         """How many questions the value in the aggregate `m` is over."""
         return m.get({OVER_ANSWERABLE: "n_answerable", OVER_ANSWERED: "n_answered", OVER_NO_ANSWER: "n_no_answer",
-                      OVER_ALL: "n"}[self.over], 0)
+                      OVER_OFF_TOPIC: "n_off_topic", OVER_NEAR_MISS: "n_near_miss", OVER_ALL: "n"}[self.over], 0)
 
 
 # Per-question retrieval keys besides the recall@… ones (which equal their aggregate's key).
@@ -424,10 +430,19 @@ INVALID_CITATION_RATE = MetricSpec("invalid_citation_rate", "Invalid citations",
 CORRECT_REFUSAL_RATE = MetricSpec("correct_refusal_rate", "Correct refusals",
                                   lambda g: _mean(float(r.refused and not r.error) for r, _ in g.no_answer),
                                   section="Refusals", short="Refused ok", over=OVER_NO_ANSWER)
+# The same rate per kind of question to refuse. They differ in kind, not only in difficulty: an off-topic question
+# finds no passage near it, a near-miss one finds the right passage, which does not state what is asked, so one
+# overall rate would let many easy off-topic refusals hide near misses that are all answered.
+OFF_TOPIC_REFUSAL_RATE = MetricSpec("offtopic_refusal_rate", "Correct refusals, off-topic",
+                                    lambda g: _mean(float(r.refused and not r.error) for r in g.off_topic),
+                                    section="Refusals", short="Off-topic ref.", over=OVER_OFF_TOPIC)
+NEAR_MISS_REFUSAL_RATE = MetricSpec("nearmiss_refusal_rate", "Correct refusals, near-miss",
+                                    lambda g: _mean(float(r.refused and not r.error) for r in g.near_miss),
+                                    section="Refusals", short="Near-miss ref.", over=OVER_NEAR_MISS)
 FALSE_REFUSAL_RATE = MetricSpec("false_refusal_rate", "False refusals",
                                 lambda g: _mean(float(r.refused) for r, _ in g.answerable),
                                 higher_is_better=False, section="Refusals", short="False ref.")
-# The share of questions refused: the correct-refusal rate for unanswerable and adversarial questions and the
+# The share of questions refused: the correct-refusal rate for the types to refuse and the
 # false-refusal rate for the others, so one column serves the per-type breakdown.
 REFUSAL_RATE = MetricSpec("refusal_rate", "Refused", lambda g: _mean(float(r.refused) for r in g.records),
                           higher_is_better=None, section="Refusals", short="Refused", over=OVER_ALL)
@@ -443,7 +458,7 @@ METRICS: tuple[MetricSpec, ...] = (
     RECALL_1, RECALL_3, RECALL_5, RECALL_10, MRR, RECALL_1000C, RECALL_2000C, CONTEXT_RECALL, CONTEXT_CHARS,
     KEY_ACCURACY, F1,
     CITATION_PRECISION, SENTENCE_CITATION_PRECISION, CITATION_RECALL, INVALID_CITATION_RATE,
-    CORRECT_REFUSAL_RATE, FALSE_REFUSAL_RATE,
+    CORRECT_REFUSAL_RATE, OFF_TOPIC_REFUSAL_RATE, NEAR_MISS_REFUSAL_RATE, FALSE_REFUSAL_RATE,
     LATENCY["retrieve", 50], LATENCY["generate", 50], LATENCY_TOTAL_MEDIAN, LATENCY_TOTAL_P95,
 )
 # Computed and saved, but not in the main table.
@@ -463,11 +478,13 @@ def metric(key: str) -> MetricSpec:
 
 
 def aggregate(records: Sequence[EvalRecord]) -> dict:
-    """Average scored records into one flat dict: the counts n, n_answerable, n_no_answer, n_answered, errors,
-    failed, and every registered metric by key (None where no question qualifies). Unscored records are scored
-    on the way (without being changed). The definitions are in eval/METRICS.md."""
+    """Average scored records into one flat dict: the counts n, n_answerable, n_no_answer (of which n_off_topic
+    and n_near_miss), n_answered, errors, failed, and every registered metric by key (None where no question
+    qualifies). Unscored records are scored on the way (without being changed). The definitions are in
+    eval/METRICS.md."""
     g = Group(records)
     m: dict = {"n": len(records), "n_answerable": len(g.answerable), "n_no_answer": len(g.no_answer),
+               "n_off_topic": len(g.off_topic), "n_near_miss": len(g.near_miss),
                "n_answered": len(g.answered), "errors": sum(1 for r in records if r.error)}
     for spec in METRICS + EXTRA_METRICS:
         m[spec.key] = spec.compute(g)
@@ -523,6 +540,7 @@ TARGETS: tuple[Target, ...] = (
     Target(KEY_ACCURACY, ">=", 0.85),
     Target(CITATION_PRECISION, ">=", 0.9),
     Target(CORRECT_REFUSAL_RATE, ">=", 0.9),
+    Target(OFF_TOPIC_REFUSAL_RATE, ">=", 0.95),
     Target(FALSE_REFUSAL_RATE, "<=", 0.05),
 )
 TARGET_SPLIT = "test"

@@ -21,20 +21,25 @@ from typing import Any
 
 FORMAT = "essay-rag-eval/1"
 
-QUESTION_TYPES = ("fact", "synthesis", "paraphrase", "followup", "unanswerable", "adversarial")
+QUESTION_TYPES = ("fact", "synthesis", "paraphrase", "followup", "unanswerable", "nearmiss", "adversarial")
 # These should be refused: they have no keys and no evidence; every other type has an answer in the text.
-NO_ANSWER_TYPES = frozenset({"unanswerable", "adversarial"})
+# "unanswerable" is off-topic (the document is not about it at all); "nearmiss" names things the document names
+# but asks what it does not state (a wrong attribute, swapped entities, a number it does not give) — the hard
+# kind, since retrieval finds the right passage; "adversarial" is prompt injection or a request to invent.
+NO_ANSWER_TYPES = frozenset({"unanswerable", "nearmiss", "adversarial"})
+OFF_TOPIC, NEAR_MISS, ADVERSARIAL = "unanswerable", "nearmiss", "adversarial"
 
 
 def is_answerable(qtype: str) -> bool:
-    """Unanswerable and adversarial questions should be refused; every other type has an answer in the text."""
+    """Unanswerable, near-miss and adversarial questions should be refused; every other type has an answer in
+    the text."""
     return qtype not in NO_ANSWER_TYPES
 
 
 # The fields of `rag.Answer.to_dict()` a record carries as attributes (the `rag ask --json` contract). A field
 # the contract gains later lands in `EvalRecord.extra` until it is named here.
 ANSWER_FIELDS = ("question", "answer", "refused", "backend", "citations", "passages", "timings_ms",
-                 "standalone_question", "validation", "notes")
+                 "standalone_question", "validation", "notes", "confidence")
 
 
 def _empty_validation() -> dict:
@@ -118,6 +123,7 @@ class EvalRecord:
     type: str
     split: str = ""
     history: list[dict] = field(default_factory=list)
+    set: str = ""           # the bundled set (eval/data/<set>/) the question came from; "" for a file of one's own
     # -- the answer (rag.Answer.to_dict())
     question: str = ""
     answer: str = ""
@@ -129,6 +135,7 @@ class EvalRecord:
     standalone_question: str = ""
     validation: dict = field(default_factory=_empty_validation)
     notes: list[str] = field(default_factory=list)
+    confidence: float | None = None     # the decision stage's answerable probability (None: not given)
     # -- what the runner added
     wall_ms: float | None = None
     retrieved: list[dict] = field(default_factory=list)     # the top-k ranked chunks of rag.retrieve
@@ -161,6 +168,8 @@ class EvalRecord:
         """The flat JSON object of the results file (format "essay-rag-eval/1")."""
         out: dict[str, Any] = {"id": self.id, "type": self.type, "split": self.split,
                                "history": [dict(t) for t in self.history]}
+        if self.set:
+            out["set"] = self.set
         for name in ANSWER_FIELDS:
             out[name] = getattr(self, name)
         out.update(self.extra)

@@ -357,7 +357,8 @@ def render_html(run, max_failures: int | None = None) -> str:
 {_badges(run)}
 <h2>Metrics</h2>
 <p class="muted small">Ratios are over the questions they apply to (hover a value for the count): retrieval,
-answer and citation metrics over answerable questions, correct refusals over unanswerable and adversarial ones.
+answer and citation metrics over answerable questions, correct refusals over the questions to refuse (all of
+them, then off-topic and near-miss ones apart).
 Recall@k with several evidence spans is the fraction of spans hit. Definitions: eval/METRICS.md.</p>
 {metric_table_html(run)}
 <h2>Recall curves</h2>

@@ -4,7 +4,7 @@ For each question the runner asks (`rag.ask`, timed by the pipeline), then separ
 (`rag.retrieve`) for the retrieval metrics, locates the expected evidence in the indexed documents, and returns
 a typed `EvalRecord` carrying its `Scores` (eval.metrics.score). Nothing here prints; pass `progress=` for
 feedback. Only rag's public API is used: `ask`, `retrieve`, `documents`, `document_text`, `settings`,
-`with_settings`.
+`with_settings`, and `index.update` to give each bundled set its own index (`rag_for_set`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eval.dataset import Question
+from eval.dataset import EvalSet, Question
 from eval.metrics import compute_metrics, locate_evidence
 from eval.records import FORMAT, EvalRecord, Expected
 
@@ -145,7 +145,7 @@ def evaluate_question(rag: "RAG", q: Question, locator: EvidenceLocator, k: int 
             error = error or f"retrieve failed: {type(exc).__name__}: {exc}"
     expected = Expected(q.answer, [list(g) for g in q.keys], locator.locate(q.evidence) if q.evidence else [])
     record = EvalRecord.from_answer(answer, id=q.id, type=q.type, split=q.split, history=list(q.history),
-                                    wall_ms=wall_ms, retrieved=retrieved, expected=expected, error=error,
+                                    set=q.set, wall_ms=wall_ms, retrieved=retrieved, expected=expected, error=error,
                                     traceback=trace)
     return record.scored()
 
@@ -186,9 +186,11 @@ def run_eval(rag: "RAG", questions: Sequence[Question], progress: Progress | Non
         records.append(evaluate_question(rag, q, locator, k=k))
         if progress:
             progress(i, total, records[-1])
+    sets = sorted({q.set for q in questions})
     meta = {
         "label": label or config or "run",
         "config": config,
+        "set": sets[0] if len(sets) == 1 and sets[0] else None,   # the bundled set, when the run is one set
         "settings": settings_summary(settings) if settings is not None else None,
         "dataset": dataset or "bundled essay set",
         "questions": total,
@@ -201,6 +203,42 @@ def run_eval(rag: "RAG", questions: Sequence[Question], progress: Progress | Non
         "versions": _versions(),
     }
     return EvalRun(records, compute_metrics(records), meta)
+
+
+def set_index_dir(settings: "Settings", set_name: str) -> Path:
+    """Where set `set_name` is indexed for `settings`: `<index dir>/../eval-sets/<set>/`, beside the user's index
+    and never in it. A configuration with its own index folder (the baseline's `index-baseline`) gets its own
+    copy (`eval-sets/<set>-baseline`), so two configurations never force each other's index to be rebuilt."""
+    current = Path(settings.index.dir).expanduser()
+    suffix = current.name[len("index"):] if current.name.startswith("index") else f"-{current.name}"
+    return current.parent / "eval-sets" / f"{set_name}{suffix}"
+
+
+def rag_for_set(eval_set: EvalSet, settings: "Settings", rag: "RAG | None" = None) -> "RAG":
+    """A RAG with `settings` over an index that holds the set's document and nothing else.
+
+    Why its own index: the numbers of a set must not depend on what else a user has indexed (other documents
+    compete for the top passages), and evaluating must never add eval documents to the user's index. The index
+    lives in `set_index_dir` and is updated incrementally, so after the first run nothing is embedded again.
+    `rag`, when given, lends its loaded embedding model (`with_settings`), so a run over every set loads the
+    model once. Documents that are not the set's (an old copy, e.g. from a moved checkout) are removed.
+    """
+    from rag import RagError
+
+    set_settings = settings.updated(index={"dir": set_index_dir(settings, eval_set.name)})
+    if rag is None:
+        from rag import RAG
+
+        rag = RAG.from_settings(set_settings, build_if_missing=False)
+    else:
+        rag = rag.with_settings(set_settings, build_if_missing=False)
+    document = eval_set.document_path.resolve()
+    others = [d.source for d in rag.documents() if d.source != str(document)]
+    report = rag.index.update([document], titles=eval_set.titles, remove=others, progress=False)
+    if report.errors:
+        raise RagError(f"Cannot index the document of evaluation set {eval_set.name!r}: "
+                       + "; ".join(str(e) for e in report.errors))
+    return rag
 
 
 def rag_for_config(rag: "RAG", name: str) -> "RAG":

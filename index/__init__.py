@@ -12,6 +12,7 @@ from index.spans import Span
 from index.corpus import ESSAY_TITLE, default_corpus_path, default_titles, stale_bundled_copies
 from index.documents import SUPPORTED_SUFFIXES, Document, DocumentError, load_document
 from index.embedding import Embedder, ModelLoadError
+from index.errors import IndexDamagedError, IndexStoreError
 from index.hybrid import HybridIndex, IndexInfo
 from index.manifest import FORMAT_VERSION, DocumentRecord, Manifest
 from index.planner import DiskProbe, FileProbe, Plan, plan_update
@@ -21,7 +22,8 @@ from index.writer import UpdateReport
 __all__ = [
     "Chunk", "Chunker", "DEFAULT_MODEL", "IndexConfig", "SearchConfig", "Span", "default_index_dir", "ESSAY_TITLE",
     "default_corpus_path", "default_titles", "stale_bundled_copies", "SUPPORTED_SUFFIXES", "Document",
-    "DocumentError", "load_document", "Embedder", "ModelLoadError", "HybridIndex", "IndexInfo", "FORMAT_VERSION",
+    "DocumentError", "load_document", "Embedder", "ModelLoadError", "IndexDamagedError", "IndexStoreError",
+    "HybridIndex", "IndexInfo", "FORMAT_VERSION",
     "DocumentRecord", "Manifest", "DiskProbe", "FileProbe", "Plan", "plan_update", "RRF", "Convex", "Fusion",
     "Searcher", "SearchHit", "UpdateReport",
 ]

@@ -52,6 +52,9 @@ class IndexConfig(BaseModel):
     hnsw_ef_search: int = Field(256, ge=8)
     batch_size: int = Field(32, ge=1, description="Chunks per embedding batch.")
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped with a message.")
+    # Long enough for another process to embed a large batch of files (about 100 chunks/s on 2 cores).
+    lock_timeout_s: float = Field(600.0, gt=0, description="How long an update waits for another process's "
+                                  "lock on the index before giving up with a message naming that process.")
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -105,8 +105,18 @@ def _load_markdown(path: Path, data: bytes) -> tuple[str, str | None]:
     return text, match.group(1).strip() if match else None
 
 
+# Elements that start a new line of text; everything else (code, links, emphasis) flows inside its sentence.
+_HTML_BLOCKS = ["address", "article", "aside", "blockquote", "br", "caption", "dd", "div", "dl", "dt", "figcaption",
+                "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p",
+                "pre", "section", "table", "td", "th", "tr", "ul"]
+
+
 def _load_html(path: Path, data: bytes) -> tuple[str, str | None]:
-    from bs4 import BeautifulSoup
+    """Visible text with one line per block element. Inline elements stay inside their sentence: joining every
+    text node with a newline (the first loader) cut "the `pass` statement does nothing" into three lines, so
+    sentence splitting quoted fragments; on the Python tutorial chapter that kept key-term accuracy at 0.04 (dev).
+    Whitespace from the HTML source is collapsed, except inside <pre>, whose lines are kept."""
+    from bs4 import BeautifulSoup, NavigableString
 
     soup = BeautifulSoup(_decode(path, data), "html.parser")
     for tag in soup(["script", "style", "noscript", "template"]):
@@ -116,7 +126,13 @@ def _load_html(path: Path, data: bytes) -> tuple[str, str | None]:
         soup.title.decompose()
     if not title and soup.h1:
         title = soup.h1.get_text(" ", strip=True)
-    raw = soup.get_text("\n")
+    for node in soup.find_all(string=True):
+        if isinstance(node, NavigableString) and not node.find_parent("pre"):
+            node.replace_with(re.sub(r"\s+", " ", str(node)))
+    for tag in soup.find_all(_HTML_BLOCKS):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    raw = soup.get_text("")
     lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in _normalise(raw).split("\n")]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     return text, title or None

@@ -4,6 +4,14 @@ Documents the plan keeps are copied from the previous generation with their stor
 only new or edited files are embedded. Every update is written as a new generation (see `index.storage`), so
 readers never see a half-written index. A file that cannot be loaded or chunked is reported (`DocumentError`)
 and skipped; if it was indexed before, its last good version stays.
+
+Every generation records the size and SHA-256 of each of its files in its manifest, and each stored document
+text carries its own SHA-256 and record beside it (`documents.jsonl`), so a reader can verify everything and a
+repair can rescue texts even without the manifest (`index.snapshot`).
+
+After publishing, old generations are pruned (`prune_generations`), but never one that holds a document the new
+generation lacks unless that document was removed on purpose (`Manifest.dropped`: `--remove`, or its file was
+deleted); the newest older generation that verifies is always kept as well, so two complete generations remain.
 """
 
 from __future__ import annotations
@@ -23,9 +31,9 @@ from index.chunking import Chunk, Chunker, embedding_text
 from index.config import IndexConfig
 from index.documents import Document, DocumentError, load_document
 from index.embedding import Embedder
-from index.manifest import DocumentRecord, Manifest
+from index.manifest import MANIFEST, DocumentRecord, FileDigest, Manifest
 from index.planner import Plan
-from index.snapshot import Snapshot
+from index.snapshot import BM25, CHUNKS, DENSE, DOCUMENTS, VECTORS, Snapshot, inspect, known_sources, text_sha256
 from index.stores import DenseStore, LexicalStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,8 @@ class UpdateReport:
     chunk_count: int = 0
     seconds: float = 0.0
     rebuilt: str | None = None
+    notes: list[str] = field(default_factory=list)   # what a repair or recovery did, for the user
+    lost: list[str] = field(default_factory=list)    # documents a repair could not restore (their generation stays)
 
     @property
     def changed(self) -> bool:
@@ -51,6 +61,16 @@ class UpdateReport:
         return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
                 f"{len(self.unchanged)} unchanged, {len(self.errors)} failed; {self.chunks_embedded} chunks "
                 f"embedded, {self.chunk_count} chunks in index; {self.seconds:.2f} s")
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A document going into the next generation with its stored chunks and vectors (row i is chunks[i])."""
+
+    record: DocumentRecord
+    text: str
+    chunks: list[Chunk]
+    vectors: np.ndarray
 
 
 def _now() -> str:
@@ -92,8 +112,10 @@ class IndexWriter:
         if previous.manifest is not None and not report.changed and not plan.roots_changed:
             report.chunk_count = previous.manifest.chunk_count
             return None, report
-        snapshot = self._write(previous, changed, keep, list(plan.roots), dict(plan.title_overrides), report,
-                               progress, on_embedded)
+        dropped = dict(previous.manifest.dropped) if previous.manifest else {}
+        dropped.update({s: _now() for s in plan.to_remove})
+        snapshot = self._write(changed, carried_from(previous, keep), list(plan.roots), dict(plan.title_overrides),
+                               dropped, report, progress, on_embedded, previous.manifest)
         return snapshot, report
 
     def rebuild(self, previous: Snapshot, reason: str, progress: bool) -> tuple[Snapshot, UpdateReport]:
@@ -104,19 +126,43 @@ class IndexWriter:
         for source, rec in (manifest.documents if manifest else {}).items():
             text = previous.texts.get(source)
             try:
-                if text is None:  # an index of another format version: read the file again
+                if text is None:  # an index of a newer format version: read the file again
                     doc = load_document(Path(source), title=rec.title, max_bytes=int(self.config.max_file_mb * 1e6))
                 else:
                     doc = Document(source, rec.title, text, rec.kind, rec.size, rec.sha256)
                 changed[source] = (doc, self.chunker.split(doc))
             except DocumentError as exc:
-                log.warning("Dropping %s from the rebuilt index: %s", source, exc.reason)
+                log.warning("Dropping %s from the rebuilt index: %s (the previous generation, which holds it, is "
+                            "kept)", source, exc.reason)
                 report.errors.append(exc)
                 continue
             report.updated.append(source)
         roots = list(manifest.roots) if manifest else []
         overrides = dict(manifest.title_overrides) if manifest else {}
-        return self._write(previous, changed, {}, roots, overrides, report, progress, None), report
+        dropped = dict(manifest.dropped) if manifest else {}
+        return self._write(changed, {}, roots, overrides, dropped, report, progress, None, manifest), report
+
+    def repair(self, documents: dict[str, tuple[DocumentRecord, str, Carried | None]], roots: list[str],
+               overrides: dict[str, str], dropped: dict[str, str], report: UpdateReport,
+               progress: bool) -> Snapshot:
+        """Write a generation of `documents` (record, verified text, and its chunks and vectors when they are
+        intact): documents without intact vectors are re-chunked and re-embedded, the rest are copied."""
+        changed: dict[str, tuple[Document, list[Chunk]]] = {}
+        carried: dict[str, Carried] = {}
+        for source, (rec, text, kept) in documents.items():
+            if kept is not None:
+                carried[source] = kept
+                continue
+            doc = Document(source, rec.title, text, rec.kind, rec.size, rec.sha256)
+            try:
+                changed[source] = (doc, self.chunker.split(doc))
+            except DocumentError as exc:
+                report.errors.append(exc)
+                report.lost.append(source)
+                continue
+            report.updated.append(source)
+        report.unchanged.extend(carried)
+        return self._write(changed, carried, roots, overrides, dropped, report, progress, None, None)
 
     def _embed(self, chunks: list[Chunk], progress: bool,
                on_embedded: Callable[[int, int], None] | None) -> np.ndarray:
@@ -129,17 +175,18 @@ class IndexWriter:
 
             return embedder.embed([embedding_text(c, self.config.embed_headings) for c in chunks], on_batch=on_batch)
 
-    def _write(self, previous: Snapshot, changed: dict[str, tuple[Document, list[Chunk]]],
-               keep: dict[str, DocumentRecord], roots: list[str], overrides: dict[str, str], report: UpdateReport,
-               progress: bool, on_embedded: Callable[[int, int], None] | None) -> Snapshot:
-        """Embed the changed documents' chunks, reuse the kept documents' rows, and commit the result."""
-        old_rows: dict[str, list[int]] = {}
-        for row, chunk in enumerate(previous.chunks):
-            old_rows.setdefault(chunk.source, []).append(row)
-        old_vectors = previous.vectors() if keep else None
-
+    def _write(self, changed: dict[str, tuple[Document, list[Chunk]]], carried: dict[str, Carried],
+               roots: list[str], overrides: dict[str, str], dropped: dict[str, str], report: UpdateReport,
+               progress: bool, on_embedded: Callable[[int, int], None] | None,
+               previous: Manifest | None) -> Snapshot:
+        """Embed the changed documents' chunks, reuse the carried documents' rows, and commit the result."""
         to_embed = [c for _, chunks in changed.values() for c in chunks]
-        dim = self.embedder().dimension if (to_embed or old_vectors is None) else old_vectors.shape[1]
+        if carried:
+            dim = next(iter(carried.values())).vectors.shape[1]
+        elif not to_embed and previous is not None and previous.embedding_model == self.config.embedding_model:
+            dim = previous.dimension  # an index emptied by removals: no need to load the model for its width
+        else:
+            dim = self.embedder().dimension
         vectors_new = np.zeros((0, dim), dtype=np.float32)
         if to_embed:
             vectors_new = self._embed(to_embed, progress, on_embedded)
@@ -154,7 +201,7 @@ class IndexWriter:
         parts: list[np.ndarray] = []
         texts: dict[str, str] = {}
         records: dict[str, DocumentRecord] = {}
-        for source in sorted(set(keep) | set(changed)):
+        for source in sorted(set(carried) | set(changed)):
             if source in changed:
                 doc, chunks = changed[source]
                 a, b = new_rows[source]
@@ -164,41 +211,93 @@ class IndexWriter:
                 records[source] = DocumentRecord(source=source, title=doc.title, kind=doc.kind, size=doc.size,
                                                  sha256=doc.sha256, chunks=b - a, indexed_at=_now())
             else:
-                rows = old_rows.get(source, [])
-                all_chunks.extend(previous.chunks[r] for r in rows)
-                parts.append(np.asarray(old_vectors[rows], dtype=np.float32) if rows
-                             else np.zeros((0, dim), dtype=np.float32))
-                texts[source] = previous.texts[source]
-                records[source] = keep[source]
+                kept = carried[source]
+                all_chunks.extend(kept.chunks)
+                parts.append(np.asarray(kept.vectors, dtype=np.float32).reshape(-1, dim))
+                texts[source] = kept.text
+                records[source] = kept.record
         vectors = np.vstack(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+        dropped = {s: when for s, when in dropped.items() if s not in records}
 
-        snapshot = write_generation(self.root, self.config, all_chunks, vectors, texts, records, roots, overrides)
+        snapshot = write_generation(self.root, self.config, all_chunks, vectors, texts, records, roots, overrides,
+                                    dropped)
         report.chunk_count = len(all_chunks)
         return snapshot
 
 
+def carried_from(previous: Snapshot, keep: dict[str, DocumentRecord]) -> dict[str, Carried]:
+    """The kept documents of `previous` with their stored chunks and vectors."""
+    if not keep:
+        return {}
+    vectors = previous.vectors()
+    rows: dict[str, list[int]] = {}
+    for row, chunk in enumerate(previous.chunks):
+        rows.setdefault(chunk.source, []).append(row)
+    carried = {}
+    for source, record in keep.items():
+        mine = rows.get(source, [])
+        carried[source] = Carried(record, previous.texts[source], [previous.chunks[r] for r in mine],
+                                  np.asarray(vectors[mine], dtype=np.float32))
+    return carried
+
+
 def write_generation(root: Path, config: IndexConfig, chunks: list[Chunk], vectors: np.ndarray,
                      texts: dict[str, str], records: dict[str, DocumentRecord], roots: list[str],
-                     overrides: dict[str, str]) -> Snapshot:
+                     overrides: dict[str, str], dropped: dict[str, str] | None = None) -> Snapshot:
     """Build both stores over final chunks and vectors (row i of `vectors` is `chunks[i]`) and publish them as
-    a new generation of the index in `root`; returns it loaded."""
+    a new generation of the index in `root`, with the checksums of every file; returns it loaded."""
     dense = DenseStore.build(vectors, config)
     lexical = LexicalStore.build([embedding_text(c, config.embed_headings) for c in chunks])
-    manifest = Manifest(embedding_model=config.embedding_model, dimension=vectors.shape[1],
-                        chunker=config.chunker_signature(), index_type=dense.kind, chunk_count=len(chunks),
-                        roots=roots, documents=records, title_overrides=overrides, built_at=_now())
+    records = {s: r.model_copy(update={"text_sha256": text_sha256(texts[s])}) for s, r in records.items()}
 
     staging = storage.new_generation_dir(root)
     try:
-        storage.write_jsonl(staging / "chunks.jsonl", (c.to_dict() for c in chunks))
-        storage.write_jsonl(staging / "documents.jsonl", ({"source": s, "text": t} for s, t in texts.items()))
-        np.save(staging / "embeddings.npy", vectors)
-        dense.save(staging / "dense.faiss")
-        lexical.save(staging / "bm25")
-        (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2), "utf-8")
+        storage.write_jsonl(staging / CHUNKS, (c.to_dict() for c in chunks))
+        storage.write_jsonl(staging / DOCUMENTS, ({"source": s, "text": t, "record": records[s].model_dump()}
+                                                  for s, t in texts.items()))
+        np.save(staging / VECTORS, vectors)
+        dense.save(staging / DENSE)
+        lexical.save(staging / BM25)
+        files = {rel: FileDigest(size=size, sha256=sha)
+                 for rel in storage.generation_files(staging)
+                 for size, sha in [storage.sha256_file(staging / rel)]}
+        manifest = Manifest(embedding_model=config.embedding_model, dimension=vectors.shape[1],
+                            chunker=config.chunker_signature(), index_type=dense.kind, chunk_count=len(chunks),
+                            roots=roots, documents=records, title_overrides=overrides, built_at=_now(),
+                            files=files, dropped=dict(dropped or {})).sealed()
+        (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2), "utf-8")
         generation = storage.commit_generation(root, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    storage.prune(root)
+    prune_generations(root, generation, manifest)
     return Snapshot(generation, manifest, chunks, texts, dense, lexical)
+
+
+def prune_generations(root: Path, current: Path, manifest: Manifest) -> list[Path]:
+    """Delete abandoned staging folders and old generations, keeping the current one, the newest other one that
+    verifies (the fallback), and any that holds a document `manifest` neither has nor records as removed on
+    purpose, or whose documents cannot be told. Call while holding the index lock. Returns what was deleted."""
+    storage.remove_staging(root)
+    accounted = set(manifest.documents) | set(manifest.dropped)
+    fallback: Path | None = None
+    deleted = []
+    for gen in storage.list_generations(root):
+        if gen == current:
+            continue
+        found = inspect(gen)
+        if fallback is None and found.ok:
+            fallback = gen
+            continue
+        sources = known_sources(found)
+        if sources is None:
+            log.warning("Keeping %s: what it holds cannot be read, so it may hold documents the index lacks "
+                        "(`rag index --check` says more).", gen)
+            continue
+        if not sources <= accounted:
+            log.warning("Keeping %s: it holds %d document(s) the current index lacks (%s).", gen,
+                        len(sources - accounted), ", ".join(sorted(sources - accounted)[:3]))
+            continue
+        storage.remove_generation(gen)
+        deleted.append(gen)
+    return deleted

@@ -27,7 +27,8 @@ _EXPORTS = {
     "Decision": "rag.decide", "DecisionFeatures": "rag.decide", "DecisionModel": "rag.decide",
     "RagError": "rag.errors", "BackendError": "rag.errors",
     "DocumentError": "index", "DocumentRecord": "index", "IndexInfo": "index", "ModelLoadError": "index",
-    "UpdateReport": "index", "Span": "index",
+    "UpdateReport": "index", "Span": "index", "IndexStoreError": "index", "IndexDamagedError": "index",
+    "DocumentSets": "rag.docsets",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -91,12 +91,44 @@ def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if index_dir is not None:  # a file, or a path inside a file: say so now, not as a traceback from a write
+        from index.errors import IndexDirError
+        from index.storage import check_root
+
+        try:
+            check_root(index_dir.expanduser(), write=False)
+        except IndexDirError as exc:
+            _fail(f"--index-dir: {exc}")
     ctx.obj = CliOptions(config, {"index": {"dir": index_dir}} if index_dir is not None else {}, document_set)
 
 
 def _fail(message: str, code: int = 2) -> None:
     err.print(f"[red]Error:[/red] {escape(message)}")
     raise typer.Exit(code)
+
+
+def _index_failed(exc: Exception) -> None:
+    """An `index.errors.IndexStoreError` (damage, lock timeout, unusable directory): its text is the message."""
+    _fail(str(exc), 1)
+
+
+class _PrintedHere(logging.Filter):
+    """Drops the index's "recovered generation" log record in commands that print `index.recovered` themselves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "index_recovered", False)
+
+
+def _print_recovery_here(ctx: typer.Context) -> None:
+    """For the rest of this command only (the filter goes when its context closes)."""
+    logger, only_here = logging.getLogger("index.hybrid"), _PrintedHere()
+    logger.addFilter(only_here)
+    ctx.call_on_close(lambda: logger.removeFilter(only_here))
+
+
+def _say_recovered(index) -> None:
+    if index.recovered:
+        err.print(f"[yellow]warning:[/yellow] {escape(index.recovered)}")
 
 
 @app.command("index")
@@ -106,46 +138,96 @@ def index_cmd(
     remove: Annotated[Optional[list[Path]], typer.Option("--remove", help="Drop a file or folder.")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-chunk and re-embed everything.")] = False,
     info: Annotated[bool, typer.Option("--info", help="Show what the index holds and exit.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Verify every file of the index (sizes and SHA-256); "
+                                                        "name what is wrong; exit 1 if anything is.")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Rebuild a damaged index from its stored document "
+                                                          "texts (or the last good generation).")] = False,
 ) -> None:
     """Build or update the index: only new and changed files are embedded; deleted files leave it."""
     if info:
         return info_cmd(ctx)
     from index import HybridIndex, ModelLoadError, default_corpus_path, default_titles, stale_bundled_copies
+    from index.errors import IndexStoreError
 
+    if sum([check, repair, rebuild]) > 1 or ((check or repair) and (paths or remove)):
+        _fail("--check, --repair and --rebuild each work on the whole index: give one of them, without files.")
     settings = load(ctx)
+    _print_recovery_here(ctx)
+    notify = lambda message: err.print(f"[yellow]{escape(message)}[/yellow]")  # noqa: E731
+    if check:
+        return _check(settings)
     try:
-        index = HybridIndex.open(settings.index)
-        if rebuild:
-            report = index.rebuild("requested with --rebuild")
+        if repair:
+            index = HybridIndex(settings.index, on_wait=notify)
+            report = index.repair()
         else:
-            targets = list(paths or [])
-            if index.manifest is None and not targets and _in_default_set(ctx):
-                targets = [default_corpus_path()]
-            stale = stale_bundled_copies([d.source for d in index.documents()])
-            if stale:  # the bundled essay moved (reinstall): index the current copy instead of keeping both
-                targets.append(default_corpus_path())
-            report = index.update(targets, titles=default_titles(), remove=list(remove or []) + stale)
+            index = HybridIndex.open(settings.index, on_wait=notify)
+            _say_recovered(index)
+            if rebuild:
+                report = index.rebuild("requested with --rebuild")
+            else:
+                targets = list(paths or [])
+                if index.manifest is None and not index.has_generations() and not targets and _in_default_set(ctx):
+                    targets = [default_corpus_path()]
+                stale = stale_bundled_copies([d.source for d in index.documents()])
+                if stale:  # the bundled essay moved (reinstall): index the current copy instead of keeping both
+                    targets.append(default_corpus_path())
+                report = index.update(targets, titles=default_titles(), remove=list(remove or []) + stale)
     except ModelLoadError as exc:
         _fail(str(exc))
+    except IndexStoreError as exc:
+        _index_failed(exc)
+    for note in report.notes:
+        err.print(f"[yellow]repair:[/yellow] {escape(note)}")
     for e in report.errors:
         err.print(f"[yellow]skipped[/yellow] {escape(str(e))}")
     console.print(f"Index {settings.index.dir}: {report.summary()}")
-    raise typer.Exit(1 if report.errors else 0)
+    if repair and report.rebuilt and index.snapshot.generation is not None:
+        console.print(f"Repaired: {index.snapshot.generation.name} holds {len(index.documents())} documents and "
+                      f"verifies; `rag index --check` to see.")
+    if repair and report.lost:
+        err.print(f"[red]Not restored:[/red] {escape(', '.join(report.lost))}: no intact copy of their text is left; "
+                  f"the generation holding them was kept. Index the files again if you have them.")
+    raise typer.Exit(1 if report.errors or report.lost else 0)
+
+
+def _check(settings) -> None:
+    from index import HybridIndex
+    from index.errors import IndexStoreError
+
+    try:
+        report = HybridIndex(settings.index).check()
+    except IndexStoreError as exc:
+        _index_failed(exc)
+    for note in report.notes:
+        console.print(f"  {escape(note)}")
+    for d in report.problems:
+        err.print(f"[red]damaged:[/red] {escape(d.path)} {escape(d.problem)}. Fix: {escape(d.fix)}.")
+    if report.healthy:
+        console.print(f"Index {report.root}: healthy (current generation {report.current or 'none'}).")
+        raise typer.Exit(0)
+    err.print(f"Index {report.root}: {len(report.problems)} problem(s).")
+    raise typer.Exit(1)
 
 
 @app.command("info")
 def info_cmd(ctx: typer.Context) -> None:
     """What the index holds: documents, chunks, model, chunking, size, build time."""
     from index import HybridIndex
+    from index.errors import IndexStoreError
 
     settings = load(ctx)
-    index = HybridIndex(settings.index)
-    index.refresh()
+    _print_recovery_here(ctx)
     try:
+        index = HybridIndex(settings.index)
+        index.refresh()
         info = index.info()
     except FileNotFoundError as exc:
         _fail(str(exc), 1)
-    console.print(f"[bold]Index[/bold] {info.directory}")
+    except IndexStoreError as exc:
+        _index_failed(exc)
+    _say_recovered(index)
+    console.print(f"[bold]Index[/bold] {info.directory} ({info.generation})")
     console.print(f"  embedding model  {info.embedding_model} (dimension {info.dimension})")
     console.print(f"  chunking         {info.chunker}")
     console.print(f"  vector index     {info.index_type}, {info.chunk_count} chunks")
@@ -175,6 +257,7 @@ def ask_cmd(
     k: Annotated[Optional[int], typer.Option(help="Passages given to the generator.")] = None,
 ) -> None:
     """Answer a question with [n] citations, then list the cited passages."""
+    from index.errors import IndexStoreError
     from rag import RAG, ModelLoadError, RagError
 
     settings = load(ctx)
@@ -204,6 +287,8 @@ def ask_cmd(
             answer = rag.ask(question)
     except (RagError, ModelLoadError) as exc:
         _fail(str(exc))
+    except IndexStoreError as exc:  # a damaged index, an unusable --index-dir, a lock held too long
+        _fail(str(exc), 1)
     except ValueError as exc:
         _fail(f"Invalid option: {str(exc).splitlines()[0]} ({'; '.join(str(exc).splitlines()[1:3]).strip()})")
     if as_json:

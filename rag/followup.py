@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 _FOLLOWUP_START = re.compile(r"^(and|but|so|then|also|what about|how about|what else|why not|how come|besides|"
                              r"despite that|in that case|same for|and why|and how)\b", re.I)
 _PERSONAL = re.compile(r"\b(it|its|they|them|their|theirs|he|him|his|she|her|hers)\b", re.I)
+_PERSON = {"he", "him", "his", "she", "her", "hers"}
 _DEMONSTRATIVE = re.compile(r"\b(the same|such|the matter|the latter|the former|the above|the previous)\b|"
                             r"\b(this|these|those)\b(?!\s+(essay|document|text|article|chapter|tutorial|manual|book|"
                             r"report|paper|guide|section|page|file)s?\b)", re.I)
@@ -46,7 +47,7 @@ def _refers_back(question: str) -> bool:
     """A pronoun or demonstrative whose referent is not named earlier in the question itself."""
     for pattern in (_PERSONAL, _DEMONSTRATIVE, _THAT):
         for m in pattern.finditer(question):
-            if pattern is _PERSONAL and _NAME.search(question[:m.start()]):
+            if pattern is _PERSONAL and m.group(0).lower() in _PERSON and _NAME.search(question[:m.start()]):
                 continue  # "What did Putin say about his meeting?": the referent is in the question
             return True
     return False

@@ -80,12 +80,17 @@ class RAG:
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None,
                       build_if_missing: bool = True) -> "RAG":
-        """Open the configured index; an empty one is built from the bundled essay so the default just works."""
-        embedder = embedder or Embedder(settings.index.embedding_model, settings.index.batch_size)
+        """Open the configured index; a new one (nothing ever published in its folder) is built from the bundled
+        essay so the default just works.
+
+        The index is opened (and verified) before the embedding model loads, so a damaged or unusable index
+        fails in milliseconds with its `index.errors.IndexStoreError` message. Only a folder that holds no
+        generation at all is seeded: a lost or damaged pointer is recovered by `HybridIndex.open`, never taken
+        for an empty index (seeding it used to publish an essay-only generation and prune the user's files)."""
         index = HybridIndex.open(settings.index, embedder)
-        if index.manifest is None and build_if_missing:
+        if index.manifest is None and build_if_missing and not index.has_generations():
             index.update([default_corpus_path()], titles=default_titles(), progress=False)
-        return cls(settings, index, embedder)
+        return cls(settings, index, index.embedder)
 
     def with_settings(self, settings: Settings, build_if_missing: bool = True) -> "RAG":
         """Another configuration (backend, k, index) that reuses the loaded embedding model and, if the index
@@ -104,7 +109,7 @@ class RAG:
     # -- stages exposed for evaluation and calibration ----------------------------------------------------------
     def condense(self, question: str, history: Sequence[Turn | dict] | None = None) -> str:
         """A standalone version of a follow-up question (LLM rewrite when one is configured, else a rule)."""
-        return self.condenser.condense(question, Turn.parse_history(history, self._history_cap))
+        return self.condenser.condense(question, self._turns(history))
 
     def retrieve(self, question: str, k: int = 10, history: Sequence[Turn | dict] | None = None) -> list[Passage]:
         """Ranked chunk-level passages (no merging or budget): what retrieval metrics score."""
@@ -119,9 +124,11 @@ class RAG:
         retrieved = self.retriever.retrieve(standalone)
         return self.decider.decide(standalone, retrieved.passages, retrieved.hits)
 
-    @property
-    def _history_cap(self) -> int:
-        return self.settings.answer.max_question_chars
+    def _turns(self, history: Sequence[Turn | dict] | None) -> list[Turn]:
+        """The conversation as typed turns, bounded like the question (`answer.max_history_turns` newest turns,
+        each cut to `answer.max_question_chars`)."""
+        limits = self.settings.answer
+        return Turn.parse_history(history, limits.max_question_chars, limits.max_history_turns)
 
     # -- answering --------------------------------------------------------------------------------------------
     def ask(self, question: str, history: Sequence[Turn | dict] | None = None) -> Answer:
@@ -135,7 +142,7 @@ class RAG:
     def stream(self, question: str, history: Sequence[Turn | dict] | None = None) -> Iterator[StreamEvent]:
         """Yield `passages`, then answer `token`s as they are produced, then the verified `answer`."""
         t0 = time.perf_counter()
-        turns = Turn.parse_history(history, self._history_cap)
+        turns = self._turns(history)
         checked = self.guard.check(question)
         if checked.refusal:
             yield from self._finish(checked, checked.refusal, refused=True, started=t0)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag import markers
 from rag.decide import Decision
+from rag.sentences import display
 from rag.settings import Settings
 from rag.types import Passage
 from rag.verify import Claim, Draft
@@ -47,7 +48,7 @@ class ExtractiveWriter:
     fallback = None
 
     def write(self, question: str, passages: Sequence[Passage], decision: Decision) -> Generator[str, None, Draft]:
-        claims = tuple(Claim(s.sentence.text, (s.passage.n,), ((s.sentence.start, s.sentence.end),))
+        claims = tuple(Claim(display(s.sentence.text), (s.passage.n,), ((s.sentence.start, s.sentence.end),))
                        for s in decision.evidence)
         # Marker-like text quoted from a document ("sounded [2] during storms") is escaped, never a citation.
         text = " ".join(f"{markers.escape_literal(c.text)} {markers.format_marker(c.cites)}" for c in claims)

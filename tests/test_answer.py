@@ -13,6 +13,7 @@ def _check_answer_invariants(rag, answer, texts: dict[str, str]) -> None:
     """What every answer must satisfy, whatever the question: spans are exact, markers name cited passages,
     every sentence of an extractive answer is a cited verbatim quote, refusals carry no citations."""
     from rag import markers
+    from rag.sentences import display
 
     numbers = [p.n for p in answer.passages]
     assert numbers == list(range(1, len(numbers) + 1))
@@ -30,12 +31,12 @@ def _check_answer_invariants(rag, answer, texts: dict[str, str]) -> None:
         assert c.highlights, f"citation [{c.n}] highlights nothing"
         for h0, h1 in c.highlights:
             assert c.start <= h0 < h1 <= c.end
-            assert markers.escape_literal(doc[h0:h1]) in answer.answer  # extractive answers quote what they mark
+            assert markers.escape_literal(display(doc[h0:h1])) in answer.answer  # quotes what it marks
     # Each sentence of the answer ends with its citation: removing the quoted, cited sentences leaves nothing.
     rest = answer.answer
     for c in answer.citations:
         for h0, h1 in c.highlights:
-            rest = rest.replace(markers.escape_literal(texts[c.source][h0:h1]), "")
+            rest = rest.replace(markers.escape_literal(display(texts[c.source][h0:h1])), "")
     assert markers.strip(rest).strip(" .") == ""
 
 

@@ -280,6 +280,39 @@ def test_aggregate_rates_over_the_right_denominators():
     assert m["failed"] == 3
 
 
+def test_correct_refusals_per_kind_of_question_to_refuse():
+    """Off-topic and near-miss questions are refused for different reasons (nothing near them vs the right passage
+    that does not say it), so each has its own rate besides the overall one."""
+    passages = [p(1, 38, 54)]
+
+    def no_answer(qtype: str, refused: bool) -> EvalRecord:
+        return scored(answer_record("No." if refused else "Eta [1].", passages, [] if refused else [1], qtype=qtype,
+                                    evidence=[], keys=[], refused=refused))
+
+    records = [no_answer("unanswerable", True), no_answer("unanswerable", True), no_answer("nearmiss", True),
+               no_answer("nearmiss", False), no_answer("nearmiss", False), no_answer("adversarial", True)]
+    m = aggregate(records)
+    assert (m["n_no_answer"], m["n_off_topic"], m["n_near_miss"]) == (6, 2, 3)
+    assert m["offtopic_refusal_rate"] == 1.0
+    assert m["nearmiss_refusal_rate"] == pytest.approx(1 / 3)
+    assert m["correct_refusal_rate"] == pytest.approx(4 / 6)        # every kind together
+    assert "answered a nearmiss question instead of refusing" in records[3].scores.failure_reasons
+    assert records[3].scores.retrieval is None                      # nothing to retrieve for a question to refuse
+    only_answerable = aggregate([scored(answer_record("theta [1].", passages, [1]))])
+    assert only_answerable["nearmiss_refusal_rate"] is None and only_answerable["offtopic_refusal_rate"] is None
+    by_type = next(iter(compute_metrics(records)["by_type"].values()))    # one split, one group
+    assert list(by_type) == ["unanswerable", "nearmiss", "adversarial"]
+    assert by_type["nearmiss"]["refusal_rate"] == pytest.approx(1 / 3)
+
+
+def test_records_carry_their_set_through_json():
+    r = scored({**answer_record("theta [1].", [p(1, 38, 54)], [1]), "set": "python-tutorial"})
+    assert r.set == "python-tutorial" and not r.extra
+    again = EvalRecord.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert again.set == "python-tutorial" and again.to_dict() == r.to_dict()
+    assert "set" not in scored(answer_record("theta [1].", [p(1, 38, 54)], [1])).to_dict()   # a file of one's own
+
+
 def test_micro_averaged_citation_precision():
     passages = [p(1, 38, 54), p(2, 0, 17), p(3, 18, 37), p(4, 55, 71)]
     one_of_four = scored(answer_record("theta [1][2][3][4].", passages, [1, 2, 3, 4]))
@@ -395,7 +428,7 @@ def test_every_aggregate_key_is_a_registered_metric_or_a_count():
     from eval.metrics import METRIC_BY_KEY, METRICS, TARGETS, TYPE_METRICS
 
     m = aggregate([scored(answer_record("theta [1].", [p(1, 38, 54)], [1]))])
-    counts = {"n", "n_answerable", "n_no_answer", "n_answered", "errors", "failed"}
+    counts = {"n", "n_answerable", "n_no_answer", "n_off_topic", "n_near_miss", "n_answered", "errors", "failed"}
     assert set(m) == set(METRIC_BY_KEY) | counts
     assert all(METRIC_BY_KEY[spec.key] is spec for spec in METRICS + TYPE_METRICS)
     assert all(METRIC_BY_KEY[t.metric.key] is t.metric for t in TARGETS)
@@ -477,19 +510,47 @@ def test_gate_refuses_to_compare_a_different_selection(tmp_path):
     assert not Gate.from_toml(SMALL_GATE).check({"groups": {"dev": {"n": 2}}}).passed   # no test split at all
 
 
-def test_bundled_gate_file_is_valid_and_tight():
-    """Every rule of eval/quality_gate.toml passes at its measured value and fails just beyond its tolerance."""
-    from eval.gate import Gate
+@pytest.mark.parametrize("name", ["essay", "ed-manual", "python-tutorial"])
+def test_bundled_gate_file_is_valid_and_tight(name):
+    """Every rule of a set's section of eval/quality_gate.toml passes at its measured value and fails just beyond
+    its tolerance, and the section counts the set's test split."""
+    from eval.gate import Gate, load_gates
+    from eval.metrics import NEAR_MISS_REFUSAL_RATE, TARGETS
 
-    gate = Gate.load()
-    assert gate.split == "test" and gate.questions == len(load_questions(split="test"))
-    assert {r.metric.key for r in gate.rules} >= {t.metric.key for t in __import__("eval.metrics").metrics.TARGETS}
+    gate = load_gates()[name]
+    assert gate.split == "test" and gate.questions == len(load_questions(set=name, split="test"))
+    assert name in gate.source
+    from eval.metrics import OFF_TOPIC_REFUSAL_RATE
+
+    types = {q.type for q in load_questions(set=name, split="test")}
+    measurable = {t.metric.key for t in TARGETS
+                  if not (t.metric is OFF_TOPIC_REFUSAL_RATE and "unanswerable" not in types)}
+    assert {r.metric.key for r in gate.rules} >= measurable
+    if any(q.type == "nearmiss" for q in load_questions(set=name, split="test")):
+        assert NEAR_MISS_REFUSAL_RATE.key in {r.metric.key for r in gate.rules}
     measured = {r.metric.key: r.measured for r in gate.rules}
     assert gate.check({"groups": {"test": {"n": gate.questions, **measured}}}).passed
     for rule in gate.rules:
         worse = rule.threshold - 0.001 if rule.op == ">=" else rule.threshold + 0.001
         report = gate.check({"groups": {"test": {"n": gate.questions, **measured, rule.metric.key: worse}}})
         assert [r.rule.metric.key for r in report.failures] == [rule.metric.key]
+    if name == "essay":
+        assert Gate.load() == gate                                   # the default section, as before sets
+
+
+def test_gate_sections_per_set_and_the_format_before_sets():
+    from eval.gate import GateError, Gate, gates_from_toml
+
+    rules = SMALL_GATE.split("\n", 3)[3].replace("[metrics.", "[{set}.metrics.")
+    two = (f'[alpha]\nsplit = "test"\nquestions = 2\n{rules.format(set="alpha")}\n'
+           f'[beta]\nsplit = "test"\nquestions = 3\n{rules.format(set="beta")}')
+    gates = gates_from_toml(two, "g.toml")
+    assert list(gates) == ["alpha", "beta"] and gates["beta"].questions == 3
+    assert gates["alpha"].source == "g.toml [alpha]"
+    assert Gate.from_toml(two, set="beta").questions == 3
+    with pytest.raises(GateError, match="no section for evaluation set 'gamma'.*add \\[gamma\\]"):
+        Gate.from_toml(two, "g.toml", set="gamma")
+    assert list(gates_from_toml(SMALL_GATE)) == ["essay"]             # one gate at the top level: the essay's
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -514,10 +575,65 @@ def test_bundled_questions_and_sampling():
     assert len(load_questions(split="dev")) + len(load_questions(split="test")) == len(every)
     six = sample(every, 6)
     assert len(six) == 6 and {q.type for q in six} == {"fact", "synthesis", "paraphrase", "followup",
-                                                       "unanswerable", "adversarial"}
+                                                       "nearmiss", "adversarial"}
     assert sample(every, 6) == six and sample(every, None) == every
     with pytest.raises(DatasetError):
         load_questions(split="train")
+
+
+def test_sets_are_found_by_folder(tmp_path):
+    """A folder with a set.toml is a set: another engineer's set appears without code changes."""
+    from eval.dataset import EvalSet, eval_sets, get_set, read_set, resolve_sets
+
+    bundled = eval_sets()
+    assert list(bundled)[0] == "essay" and "python-tutorial" in bundled
+    assert [s.name for s in resolve_sets("all")] == list(bundled)
+    tutorial = get_set("python-tutorial")
+    assert tutorial.document_path.name == "controlflow.html" and tutorial.titles is None
+    assert {q.set for q in load_questions(set="python-tutorial")} == {"python-tutorial"}
+    assert get_set("essay").document_path.name == "russia-iran-essay.txt" and get_set("essay").titles
+
+    folder = tmp_path / "mini"
+    folder.mkdir()
+    (folder / "doc.txt").write_text("Alpha beta.\n", encoding="utf-8")
+    (folder / "set.toml").write_text('name = "mini"\ntitle = "Mini"\ndocument = "doc.txt"\nlicence = "CC0"\n'
+                                     '[source]\npackage = ""\nversion = ""\npath = "doc.txt"\n', encoding="utf-8")
+    row = {"id": "a", "type": "fact", "question": "Q?", "answer": "Alpha", "keys": [["Alpha"]], "evidence": ["Alpha"]}
+    for split in ("dev", "test"):
+        (folder / f"{split}.jsonl").write_text(json.dumps({**row, "id": split}) + "\n", encoding="utf-8")
+    (tmp_path / "not-a-set").mkdir()
+    found = eval_sets(tmp_path)
+    assert list(found) == ["mini"] and isinstance(found["mini"], EvalSet)
+    assert [q.id for q in found["mini"].questions("all")] == ["dev", "test"]
+    with pytest.raises(DatasetError, match="Unknown evaluation set 'nope'; the sets are: mini"):
+        get_set("nope", tmp_path)
+    (folder / "set.toml").write_text('name = "mini"\ntitle = "Mini"\ndocument = "doc.txt"\nlicence = "CC0"\n'
+                                     'licence_url = "x"\n[source]\npackage = ""\nversion = ""\npath = ""\n',
+                                     encoding="utf-8")
+    with pytest.raises(DatasetError, match="unknown key"):
+        read_set(folder)
+    (folder / "set.toml").write_text('name = "other"\ntitle = "Mini"\ndocument = "missing.txt"\nlicence = "CC0"\n'
+                                     '[source]\npackage = ""\nversion = ""\npath = ""\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match="must equal the folder name"):
+        read_set(folder)
+
+
+def test_anchor_finds_evidence_up_to_whitespace():
+    from eval.dataset import anchor
+
+    text = "Besides the\nwhile\nstatement just introduced, Python uses the usual\nflow control statements."
+    assert anchor("Besides the while statement", text) == "Besides the\nwhile\nstatement"
+    assert anchor("usual flow control", text) == "usual\nflow control"
+    assert anchor("thewhile", text) == "the\nwhile"          # whitespace present or not, the words decide
+    assert anchor("a for statement", text) is None and anchor("", text) is None
+
+
+def test_no_answer_questions_have_no_keys_or_evidence(tmp_path):
+    path = tmp_path / "qs.jsonl"
+    path.write_text(json.dumps({"id": "n", "type": "nearmiss", "question": "Q?", "answer": "", "keys": [["x"]],
+                                "evidence": []}) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="a nearmiss question is to be refused"):
+        read_jsonl(path)
 
 
 def test_custom_file_errors_name_the_line(tmp_path):

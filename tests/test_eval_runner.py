@@ -107,7 +107,7 @@ def test_metrics_targets_and_table(run):
                 "correct_refusal_rate", "false_refusal_rate", "invalid_citation_rate"):
         assert m[key] is not None and 0.0 <= m[key] <= 1.0, key
     assert m["latency.total.median_ms"] > 0 and m["latency.total.p95_ms"] >= m["latency.total.median_ms"]
-    assert set(run.metrics["by_type"]["five"]) == {"fact", "paraphrase", "followup", "unanswerable", "adversarial"}
+    assert set(run.metrics["by_type"]["five"]) == {"fact", "paraphrase", "followup", "nearmiss", "adversarial"}
     targets = run.metrics["targets"]
     assert targets["split"] == "five" and len(targets["results"]) == len(TARGETS)
     rows = metrics_table(run)
@@ -238,3 +238,82 @@ def test_baseline_run_uses_its_own_index_and_the_tutorial_retrieval(rag, setting
     assert all(p["end"] - p["start"] <= 1000 for p in fact.retrieved)
     assert 1 <= len(fact.passages) <= 4                                         # k = 4, no merging
     assert result.metrics["groups"]["five"]["n"] == 5
+
+
+# --------------------------------------------------------------------------------------------------- sets
+
+TUTORIAL_IDS = ["fact-01", "fup-05", "unans-01", "near-01"]
+
+
+def test_each_set_is_evaluated_on_its_own_index_holding_only_its_document(rag, settings):
+    """A set's numbers must not depend on what else is indexed, and evaluating must not touch the user's index."""
+    from eval.dataset import get_set
+    from eval.runner import rag_for_set, set_index_dir
+
+    tutorial = get_set("python-tutorial")
+    on_set = rag_for_set(tutorial, settings, rag)
+    assert on_set.embedder is rag.embedder                        # the loaded model is lent, not loaded again
+    assert set_index_dir(settings, "python-tutorial") == settings.index.dir.parent / "eval-sets" / "python-tutorial"
+    assert Path(on_set.settings.index.dir) == set_index_dir(settings, "python-tutorial")
+    assert [d.source for d in on_set.documents()] == [str(tutorial.document_path.resolve())]
+    assert [d.source for d in rag.documents()] != [d.source for d in on_set.documents()]   # the user's is untouched
+    again = rag_for_set(tutorial, settings, on_set)                # opening it again changes nothing
+    assert [d.source for d in again.documents()] == [d.source for d in on_set.documents()]
+
+    questions = [q for q in load_questions(set="python-tutorial") if q.id in TUTORIAL_IDS]
+    result = run_eval(again, questions, warmup=False, dataset="python-tutorial set")
+    assert result.meta["set"] == "python-tutorial" and all(r.set == "python-tutorial" for r in result.records)
+    assert {r.type for r in result.records} == {"fact", "followup", "unanswerable", "nearmiss"}
+    fact = result.by_id()["fact-01"]
+    assert fact.expected.evidence[0]["spans"], "evidence is located in the loaded HTML text"
+    assert not any("not found" in w for r in result.records for w in r.scores.warnings)
+    m = result.metrics["groups"]
+    group = next(iter(m.values()))
+    assert group["n_off_topic"] == 1 and group["n_near_miss"] == 1
+    assert EvalRun.load(result.save(Path(settings.index.dir).parent / "tut.json")).records[0].set == "python-tutorial"
+
+
+def test_set_index_dir_keeps_configurations_apart(settings):
+    from eval.configs import baseline_settings
+    from eval.runner import set_index_dir
+
+    assert set_index_dir(baseline_settings(settings), "essay").name == "essay-baseline"
+    assert set_index_dir(settings.updated(index={"dir": settings.index.dir.parent / "mine"}), "essay").name == \
+        "essay-mine"
+
+
+def test_cli_set_all_reports_per_set_and_writes_a_file_per_set(rag, settings, tmp_path):
+    from eval.dataset import set_names
+
+    env = {"RAG_INDEX__DIR": str(settings.index.dir), "RAG_LLM__BACKEND": "extractive", "COLUMNS": "200"}
+    out = tmp_path / "all.json"
+    done = _cli(["eval", "--set", "all", "--split", "test", "--limit", "2", "--no-progress", "--show-failures", "0",
+                 "--out", str(out)], env, timeout=900)
+    assert done.returncode == 0, done.stderr + done.stdout
+    text = " ".join(done.stdout.split())
+    assert "Per set" in text and "Correct refusals, near-miss" in text
+    for name in set_names():
+        data = json.loads((tmp_path / f"all.{name}.json").read_text(encoding="utf-8"))
+        assert data["meta"]["set"] == name and len(data["records"]) == 2
+        assert {r["set"] for r in data["records"]} == {name}
+        assert data["meta"]["documents"] == [str(Path(p).resolve()) for p in data["meta"]["documents"]]
+        assert (settings.index.dir.parent / "eval-sets" / name).is_dir()
+        assert f"on the {name} set" in text
+    assert not out.exists()
+
+
+def test_cli_set_mistakes_are_said_before_anything_loads(tmp_path, questions_file):
+    done = _cli(["eval", "--set", "nope"], {})
+    assert done.returncode == 2 and "Unknown evaluation set 'nope'" in done.stdout + done.stderr
+    assert "python-tutorial" in done.stdout + done.stderr
+    done = _cli(["eval", str(questions_file), "--set", "essay"], {})
+    assert done.returncode == 2 and "not both" in done.stdout + done.stderr
+    only_essay = tmp_path / "gate.toml"
+    from eval.gate import GATE_FILE
+
+    text = GATE_FILE.read_text(encoding="utf-8")
+    only_essay.write_text(text[:text.index("[python-tutorial]")], encoding="utf-8")
+    done = _cli(["eval", "--set", "python-tutorial", "--split", "test", "--check", "--gate", str(only_essay)], {})
+    out = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2 and "no section for evaluation set 'python-tutorial'" in out, out
+    assert "Traceback" not in out

@@ -31,6 +31,7 @@ FOLLOW_UPS = [
     "Why?",
     "The population?",
     "Why did Moscow refuse?",
+    "Why did Moscow refuse it?",
     "How did Iran respond?",
 ]
 

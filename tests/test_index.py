@@ -18,7 +18,7 @@ from index import (DocumentError, HybridIndex, IndexConfig, SearchConfig, defaul
                    load_document)
 from index import storage
 from index.chunking import Chunker
-from index.manifest import DocumentRecord
+from index.manifest import FORMAT_VERSION, DocumentRecord
 from index.planner import plan_update
 from index.search import RRF, Convex, convex_fusion, fusion_for, reciprocal_rank_fusion
 
@@ -213,10 +213,12 @@ def test_crash_before_pointer_flip_leaves_previous_index_usable(tmp_path, config
     reopened = HybridIndex.open(config, embedder)
     check_offsets(reopened)
     assert "1873" in search(reopened, "Zorbian lighthouse built", 1)[0].chunk.text
-    # the next run finishes the job and cleans up the abandoned generation
+    # the next run finishes the job; pruning keeps two complete generations (the new one and the newest older
+    # one that verifies, here the abandoned gen-000002) and deletes the rest
     report = reopened.update(progress=False)
     assert report.updated and "2001" in search(reopened, "lighthouse demolished", 1)[0].chunk.text
-    assert len(list(config.dir.glob("gen-*"))) == 1 and not list(config.dir.glob(".staging-*"))
+    assert sorted(p.name for p in config.dir.glob("gen-*")) == ["gen-000002", "gen-000003"]
+    assert not list(config.dir.glob(".staging-*"))
 
 
 def test_crash_while_writing_stores_leaves_no_partial_generation(tmp_path, config, embedder, monkeypatch):
@@ -266,7 +268,7 @@ def test_settings_mismatch_triggers_rebuild_never_stale_results(tmp_path, config
     with caplog.at_level("WARNING"):
         index = HybridIndex.open(by_path, embedder)
     assert "format version 99" in caplog.text
-    assert index.manifest.format_version == 1 and len(index.documents()) == 3
+    assert index.manifest.format_version == FORMAT_VERSION and len(index.documents()) == 3
     check_offsets(index)
 
 

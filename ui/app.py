@@ -36,7 +36,7 @@ from typing import Any
 
 import gradio as gr
 
-from rag import RAG, RagError, Settings
+from rag import RAG, IndexStoreError, RagError, Settings
 from rag.types import Turn
 from ui import render
 from ui.chat import EXAMPLES, Session, clip_question, respond, sources_for_message, with_note
@@ -99,7 +99,8 @@ def guarded(outputs: int):
                 return fn(*args, **kwargs)
             except Exception as exc:
                 log.exception("UI handler %s failed", fn.__name__)
-                message = str(exc) if isinstance(exc, RagError) else f"{type(exc).__name__}: {exc}"
+                known = isinstance(exc, (RagError, IndexStoreError))
+                message = str(exc) if known else f"{type(exc).__name__}: {exc}"
                 gr.Warning(f"That did not work: {message}")
                 skips = tuple(gr.skip() for _ in range(outputs))
                 return skips[0] if outputs == 1 else skips

@@ -37,7 +37,7 @@ def register(app: typer.Typer, load: Callable[[typer.Context], "Settings"]) -> N
         err = Console(stderr=True)
         settings = load(ctx)
         try:
-            from rag import ModelLoadError, RagError
+            from rag import IndexStoreError, ModelLoadError, RagError
             from ui.app import launch
 
             def warn(message: str) -> None:
@@ -47,6 +47,9 @@ def register(app: typer.Typer, load: Callable[[typer.Context], "Settings"]) -> N
         except (RagError, ModelLoadError) as exc:
             err.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2)
+        except IndexStoreError as exc:  # a damaged or locked index: its message names the file and the fix
+            err.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1)
         except OSError as exc:  # e.g. the port is taken
             err.print(f"[red]Error:[/red] cannot start the server: {escape(str(exc))}. Try another --port.",
                       highlight=False)
