@@ -9,7 +9,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "${PYTHON:-python3}" -m venv "$VENV"
 fi
 . "$VENV/bin/activate"
-if ! python -c "import rag, ui" 2>/dev/null; then
+# (Not `import rag`: run from the checkout, that finds the source folder even when nothing is installed.)
+if [ ! -x "$VENV/bin/rag" ] || ! python -c "import importlib.metadata as m; m.version('essay-rag')" 2>/dev/null; then
   echo "==> Installing (torch 2.13.0 CPU first; a few minutes the first time)"
   python -m pip install -q --upgrade pip
   python -m pip install -q torch==2.13.0
