@@ -4,10 +4,40 @@ Input: the standalone question, the retrieval result (chunk hits and the numbere
 `Decision` — the answerable probability from a small model over typed features, the verdict against
 `answer.refusal_threshold`, every scored sentence, and the evidence sentences a writer may use.
 
-A cosine threshold alone does not separate answerable from unanswerable questions on the essay (their scores
-overlap), so a logistic model combines several signals (`DecisionFeatures`). Its weights are fitted on the dev
-split by `python -m eval.calibrate --write` and stored in decision_model.json; loading a model checks that every
-feature it names exists, so a renamed feature fails loudly instead of silently reading 0.
+It has to mean the same on any document a user uploads, not only on the essay it was first tuned on. The raw
+cosine of the best chunk does not: answerable dev questions average 0.66 on the essay, 0.60 on the GNU ed manual
+and 0.51 on the Python tutorial chapter, off-topic ones 0.08, 0.17 and 0.14. The first model (dense_top,
+best_cosine, number_missing, fitted on the essay's dev split) refused 0% / 22% / 38% of their answerable dev
+questions. The shipped model reads two inputs that carry no document's scale; `python -m eval.calibrate` fits
+it on every dev set and prints the measurements below (leave-one-document-out: fitted on two documents' dev
+questions, scored on the third; "highest passing t" is the highest threshold at which that document's false
+refusals stay within 0.03 essay / 0.05 others, so the closer the three are, the better one threshold carries to a
+document nobody tuned for):
+
+    features (each with the same protocol)        highest passing t      near-miss refused at the common t
+    dense_top, best_cosine, number_missing        0.57 / 0.22 / 0.17     0.12 / 0.25 / 0.57
+    dense_top, type_missing                       0.64 / 0.45 / 0.17     0.35 / 0.38 / 0.71
+    dense_z (probes' z-score), type_missing       0.62 / 0.49 / 0.16     0.35 / 0.38 / 0.71
+    dense_lift, type_missing   (shipped)          0.46 / 0.39 / 0.31     0.42 / 0.50 / 0.57
+
+- `dense_lift`: the best chunk's cosine on the index's own scale (rag/calibration.py: 0 = what 60 off-topic
+  probe questions score on this index, 1 = what questions worded from its own sentences score). Off-topic
+  questions sit near 0 on every document (dev maximum 0.24, answerable minimum 0.54), so it refuses all of them;
+  the shipped threshold answers from a lift of about 0.59, with the low-confidence note up to about 0.77.
+- `type_missing`: a how many / how much / when did / what year / which version / who question whose best
+  sentence holds no number, date, version or name beyond the question's own. Near-miss questions (on-topic,
+  asking what the document does not state) score like answerable ones on every similarity signal; this is what
+  refuses most of them (17 of 41 dev near-misses). It fires on no answerable dev question; `number_missing`,
+  which it replaces, fired on 5 ("When are default argument values evaluated?" is answered by a clause).
+
+Measured and left out: the best sentence's cosine (thresholds 0.55 / 0.26 / 0.23: one answerable ed question's
+best sentence scores 0.24 lift), best_coverage and context_coverage (each cost an essay false refusal for no
+near-miss), unknown_share (one more essay near-miss refused for one more false refusal; and its scale moves with
+the corpus's vocabulary, which grows with every document a user adds).
+
+A question whose every content word is in the best sentence is never refused, whatever the model says (it gets
+the low-confidence note when the probability is low). Loading a model checks that every feature it names exists,
+so a renamed feature fails loudly instead of silently reading 0.
 """
 
 from __future__ import annotations
@@ -15,11 +45,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from index import SearchHit
+from rag.calibration import DEFAULT_CALIBRATION, Calibration
 from rag.errors import RagError
 from rag.evidence import EvidenceScorer, ScoredSentence
 from rag.guard import addresses_an_assistant
@@ -43,12 +74,35 @@ GAIN_WEIGHT = 0.5
 # A sentence opening with one of these leans on the sentence before it.
 _ANAPHORA = re.compile(r"^[“\"‘]?(This|These|That|Those|It|Its|They|Their|Such|Thus|Hence|He|She|His|Her|"
                        r"Consequently|Accordingly|Moreover|Additionally)\b")
-# Questions that ask for a number can be checked for one: a "how many" question whose best sentences
-# hold no number new to the question is not answered by them, however similar they read.
+# Questions that ask for a number can be checked for one: a "how many" question whose best sentence holds no
+# number new to the question is not answered by it, however similar it reads.
 _NUMBER_Q = re.compile(r"\b(how (many|much|long|old|far)|what (year|percentage|share|number|amount|price)|population|"
                        r"price|cost|value of|when|what date|in what year|which year)\b", re.I)
 _NUMBER_A = re.compile(r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|hundred|"
                        r"thousand|million|billion|dozen)\b", re.I)
+
+# Answer types (a generalised number check): what kind of thing the question asks for, and how to see one in a
+# sentence. Checked in this order; a question matching none has no type and is never refused by this check.
+_ASKS = (
+    ("version", re.compile(r"\b(which|what) (\w+ )?(version|release)\b", re.I)),
+    ("date", re.compile(r"\b(when (did|was|were|will|had|has)|(what|which|in what|in which) (year|date|month|decade|"
+                        r"century)|since when)\b", re.I)),
+    ("quantity", re.compile(r"\b(how (many|much|old|far|big|large|often|fast|long|wide|tall|deep|high|heavy)|"
+                            r"(what|which) (\w+ ){0,2}(percentage|percent|share|number|amount|price|proportion|"
+                            r"fraction|temperature|size|rate|speed|length|weight|height|distance|cost|salary|budget|"
+                            r"population|gdp|age)|population|gdp)\b", re.I)),
+    ("name", re.compile(r"^\W*(who|whom|whose)\b|\b(who|whom) (wrote|created|invented|founded|develops|developed|"
+                        r"built|designed|signed|said|announced|discovered|leads|led)\b|\b(which|what) (\w+ )?"
+                        r"(person|author|official|company|organi[sz]ation|minister|president|leader)\b", re.I)),
+)
+_QUANTITY = re.compile(r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+                       r"forty|fifty|hundred|thousand|million|billion|dozen|half|twice|once|double|single|zero|none|"
+                       r"free)\b", re.I)
+_DATE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b|\b(january|february|march|april|may|june|july|august|september|"
+                   r"october|november|december|century|decade)\b", re.I)
+_VERSION = re.compile(r"\b\d+(\.\d+)*\b")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’.-]*")
+_CONTEXT = re.compile(r"\s*\(Context: .*\)\s*$", re.S)
 
 
 def _new_numbers(sentence: str, question: str) -> bool:
@@ -57,26 +111,86 @@ def _new_numbers(sentence: str, question: str) -> bool:
 
 
 def number_missing(question: str, best_sentence: str) -> float:
-    """1.0 when the question asks for a number and the best sentence offers none beyond the question's own.
-    (Names were tried too; almost every sentence of the essay names some country, so that check said nothing.)"""
+    """1.0 when the question asks for a number and the best sentence offers none beyond the question's own
+    (the first model's check; `type_missing` generalises it)."""
     if _NUMBER_Q.search(question):
         return float(not _new_numbers(best_sentence, question))
     return 0.0
 
 
+def answer_type(question: str) -> str | None:
+    """"version", "date", "quantity", "name" or None, from the question's own words (a follow-up's rewrite
+    context, "(Context: ...)", is left out: the earlier question's "how many" is not this one's)."""
+    own = _CONTEXT.sub("", question)
+    for kind, pattern in _ASKS:
+        if pattern.search(own):
+            return kind
+    return None
+
+
+def _new(pattern: re.Pattern, sentence: str, question: str) -> bool:
+    asked = {m.group(0).lower() for m in pattern.finditer(question)}
+    return any(m.group(0).lower() not in asked for m in pattern.finditer(sentence))
+
+
+def has_answer_type(kind: str | None, sentence: str, question: str) -> bool:
+    """Whether `sentence` holds something of the asked kind that the question does not already contain."""
+    if kind is None:
+        return True
+    if kind == "quantity":
+        return _new(_QUANTITY, sentence, question)
+    if kind == "date":
+        return _new(_DATE, sentence, question)
+    if kind == "version":
+        return _new(_VERSION, sentence, question)
+    return bool(_names(sentence) - {_bare(w.group(0)) for w in _WORD.finditer(question)})
+
+
+def _names(sentence: str) -> set[str]:
+    """Capitalised words that do not open the sentence or follow a full stop or colon: names, as far as plain
+    text shows them."""
+    out = set()
+    for i, m in enumerate(_WORD.finditer(sentence)):
+        before = sentence[:m.start()].rstrip(" “\"‘(")
+        if i == 0 or not before or before[-1] in ".!?:" or not m.group(0)[0].isupper():
+            continue
+        out.add(_bare(m.group(0)))
+    return out
+
+
+def _bare(word: str) -> str:
+    word = word.lower().replace("’", "'").rstrip(".-")
+    return word[:-2] if word.endswith("'s") else word
+
+
+def type_missing(question: str, sentence: str) -> float:
+    """1.0 when the question asks for a number, date, version or name and `sentence` offers none of its own.
+    Measured on the dev sets (best sentence): it fires on 0 of 87 answerable questions and on 9 of 26 essay,
+    3 of 8 ed-manual and 5 of 7 tutorial near-miss questions. Checking the best three sentences instead refused
+    fewer near-misses (on the essay 5 against 8 of 26, with an earlier version of the patterns) and spared no
+    answerable question (none is refused either way). "Where" questions have no type: the tutorial answers
+    "where are annotations stored?" with `__annotations__`, no capitalised place."""
+    kind = answer_type(question)
+    return 0.0 if kind is None else float(not has_answer_type(kind, sentence, _CONTEXT.sub("", question)))
+
+
 @dataclass(frozen=True)
 class DecisionFeatures:
-    """The signals a decision model may read, all computed for every question (together well under 1 ms
-    beyond the sentence scoring). The shipped model uses dense_top, best_cosine and number_missing: adding the
-    others overfit the 62-question dev split (leave-one-out accuracy fell)."""
+    """The signals a decision model may read, computed for every question (together well under 1 ms beyond the
+    sentence scoring, once the index is calibrated). The shipped model reads dense_lift and type_missing (the
+    module docstring says why); the others stay measurable by `python -m eval.calibrate --features ...`.
+    dense_lift and dense_z need the index's calibration: they are NaN when the decider has none."""
 
-    dense_top: float          # cosine of the best chunk from the dense index
+    dense_top: float          # cosine of the best chunk from the dense index (its scale depends on the document)
     best_cosine: float        # cosine of the best-scoring sentence
     best_score: float         # its combined score (cosine + lexical coverage + rank bonus)
     best_coverage: float      # IDF-weighted share of the question's content words in that sentence
     context_coverage: float   # the same over the first three passages
     unknown_share: float      # IDF-weighted share of question words the corpus never uses
     number_missing: float     # 1.0: a "how many / when" question whose best sentence holds no new number
+    type_missing: float = 0.0  # 1.0: a quantity / date / version / name question, none new in the best sentence
+    dense_lift: float = math.nan  # dense_top on the index's own scale: 0 = off-topic probes, 1 = its own sentences
+    dense_z: float = math.nan     # dense_top in standard deviations above the off-topic probes
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -119,7 +233,11 @@ class DecisionModel:
     def probability(self, features: DecisionFeatures) -> float:
         z = self.intercept
         for name, w, m, s in zip(self.features, self.coef, self.mean, self.scale):
-            z += w * (getattr(features, name) - m) / (s or 1.0)
+            value = getattr(features, name)
+            if math.isnan(value):
+                raise RagError(f"The decision model reads {name}, which was not computed (it needs the index's "
+                               "calibration: give the Decider one).")
+            z += w * (value - m) / (s or 1.0)
         return 1.0 / (1.0 + math.exp(-z))
 
     def save(self, path: Path = MODEL_FILE) -> None:
@@ -139,6 +257,7 @@ class Decision:
     evidence: tuple[ScoredSentence, ...]    # the sentences to answer from: best first, the rest in text order
     planted: tuple[ScoredSentence, ...] = ()  # sentences that address an assistant: never evidence
     notes: tuple[str, ...] = ()             # what the answer should tell the reader about this decision
+    covered: bool = False                   # the best sentence holds every content word: never refused
 
     @property
     def flagged_passages(self) -> set[int]:
@@ -147,22 +266,33 @@ class Decision:
 
 
 def features_of(question: str, passages: Sequence[Passage], hits: Sequence[SearchHit],
-                scored: Sequence[ScoredSentence], weights: TermWeights) -> DecisionFeatures:
+                scored: Sequence[ScoredSentence], weights: TermWeights,
+                calibration: Calibration | None = None) -> DecisionFeatures:
     q_terms = content_terms(question)
     context_terms: set[str] = set()
     for p in passages[:3]:
         context_terms |= term_set(p.text)
     total_idf = sum(weights.idf(t) for t in q_terms) or 1.0
     best = scored[0] if scored else None
+    dense_top = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
     return DecisionFeatures(
-        dense_top=max((h.dense_score for h in hits if h.dense_score is not None), default=0.0),
+        dense_top=dense_top,
         best_cosine=best.cosine if best else 0.0,
         best_score=best.score if best else 0.0,
         best_coverage=best.coverage if best else 0.0,
         context_coverage=weights.coverage(q_terms, context_terms),
         unknown_share=sum(weights.idf(t) for t in q_terms if not weights.known(t)) / total_idf,
         number_missing=number_missing(question, best.sentence.text) if best else 1.0,
+        type_missing=type_missing(question, best.sentence.text) if best else 1.0,
+        dense_lift=calibration.lift(dense_top) if calibration else math.nan,
+        dense_z=calibration.z(dense_top) if calibration else math.nan,
     )
+
+
+def covers_question(question: str, sentence: str) -> bool:
+    """Every content word of the question (stemmed) is in the sentence: such a question is never refused."""
+    terms = content_terms(question)
+    return bool(terms) and set(terms) <= term_set(sentence)
 
 
 def _neighbour(scored: Sequence[ScoredSentence], sentence: ScoredSentence, after: bool) -> ScoredSentence | None:
@@ -219,25 +349,47 @@ def select_evidence(question: str, scored: Sequence[ScoredSentence], weights: Te
     return unit + sorted(extras, key=lambda c: (c.sentence.source, c.sentence.start))
 
 
+CALIBRATED_FEATURES = frozenset({"dense_lift", "dense_z"})
+
+
 class Decider:
-    """Scores the passages' sentences, computes the features, applies the model and picks the evidence."""
+    """Scores the passages' sentences, computes the features, applies the model and picks the evidence.
+
+    `calibration` returns the current index's `Calibration` (rag.calibration.IndexCalibration); it is called only
+    when the model reads a calibrated feature (or `always_calibrate` is set, as calibration fitting does), so a
+    model that does not need it never pays for it. Without one, such a model reads the bundled documents' average
+    scale (`DEFAULT_CALIBRATION`), which is what this stage exists to avoid: the pipeline always passes one."""
 
     def __init__(self, scorer: EvidenceScorer, model: DecisionModel, threshold: float, max_sentences: int,
-                 close_call_margin: float = 0.0) -> None:
+                 close_call_margin: float = 0.0, calibration: Callable[[], Calibration] | None = None,
+                 always_calibrate: bool = False) -> None:
         self.scorer = scorer
         self.model = model
         self.threshold = threshold
         self.max_sentences = max_sentences
         self.close_call_margin = close_call_margin
+        self.calibration = calibration
+        self.always_calibrate = always_calibrate
+
+    def _calibration(self) -> Calibration | None:
+        if not (self.always_calibrate or CALIBRATED_FEATURES & set(self.model.features)):
+            return None
+        return self.calibration() if self.calibration is not None else DEFAULT_CALIBRATION
 
     def decide(self, question: str, passages: Sequence[Passage], hits: Sequence[SearchHit]) -> Decision:
         """Planted instructions in a document ("when asked about X, answer that…") are document text, not facts
-        for the answer: they are left out of the evidence, and a note says so when one would have been used."""
+        for the answer: they are left out of the evidence, and a note says so when one would have been used.
+
+        A question whose every content word is in the best sentence is answered whatever the probability (with
+        the low-confidence note when the probability is low): such a sentence is as direct an answer as the
+        passages can hold, and a false refusal costs the reader more than a quote they can check."""
         weights = self.scorer.weights()
         scored = self.scorer.score(question, passages)
-        features = features_of(question, passages, hits, scored, weights)
+        calibration = self._calibration() if passages else None
+        features = features_of(question, passages, hits, scored, weights, calibration)
         probability = self.model.probability(features)
-        answerable = bool(passages) and probability >= self.threshold
+        covered = bool(scored) and covers_question(question, scored[0].sentence.text)
+        answerable = bool(passages) and (probability >= self.threshold or covered)
         planted = tuple(s for s in scored if addresses_an_assistant(s.sentence.text))
         notes: list[str] = []
         evidence: list[ScoredSentence] = []
@@ -253,4 +405,5 @@ class Decider:
                 answerable = False
             elif probability < self.threshold + self.close_call_margin:
                 notes.append(LOW_CONFIDENCE)
-        return Decision(answerable, probability, features, tuple(scored), tuple(evidence), planted, tuple(notes))
+        return Decision(answerable, probability, features, tuple(scored), tuple(evidence), planted, tuple(notes),
+                        covered)

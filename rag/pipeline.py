@@ -19,6 +19,7 @@ import time
 from collections.abc import Generator, Iterator, Sequence
 
 from index import DocumentRecord, Embedder, HybridIndex, IndexInfo, default_corpus_path, default_titles
+from rag.calibration import IndexCalibration
 from rag.decide import Decider, Decision, DecisionModel
 from rag.evidence import EvidenceScorer
 from rag.followup import Condenser, LLMCondenser, RuleCondenser
@@ -61,7 +62,8 @@ class RAG:
     """Grounded Q&A over one index. Thread-safe for concurrent `ask`/`stream` calls."""
 
     def __init__(self, settings: Settings, index: HybridIndex, embedder: Embedder,
-                 decision_model: DecisionModel | None = None, writer: Writer | None = None) -> None:
+                 decision_model: DecisionModel | None = None, writer: Writer | None = None,
+                 calibration: IndexCalibration | None = None) -> None:
         self.settings = settings
         self.index = index
         self.embedder = embedder
@@ -72,9 +74,10 @@ class RAG:
         reranker = Reranker(settings.retrieval.reranker) if settings.retrieval.reranker else None
         self.retriever = PassageRetriever(index, settings.retrieval, reranker)
         self.weights = CorpusWeights(index)
+        self.calibration = calibration or IndexCalibration(index)  # one per open index: shared by with_settings
         self.decider = Decider(EvidenceScorer(embedder, self.weights), decision_model or DecisionModel.load(),
                                settings.answer.refusal_threshold, settings.answer.max_sentences,
-                               settings.answer.close_call_margin)
+                               settings.answer.close_call_margin, calibration=self.calibration)
 
     # -- construction -----------------------------------------------------------------------------------------
     @classmethod
@@ -99,7 +102,7 @@ class RAG:
         if settings.index.embedding_model != self.settings.index.embedding_model:
             return RAG.from_settings(settings, build_if_missing=build_if_missing)
         if settings.index == self.settings.index:
-            return RAG(settings, self.index, self.embedder, self.decider.model)
+            return RAG(settings, self.index, self.embedder, self.decider.model, calibration=self.calibration)
         return RAG.from_settings(settings, embedder=self.embedder, build_if_missing=build_if_missing)
 
     @property

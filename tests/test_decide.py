@@ -1,5 +1,7 @@
 """The decision stage: typed features, a model that checks the features it names, evidence drawn from the
-retrieved passages. Real embedding model and index; answer quality itself is held by the eval quality gate."""
+retrieved passages, a per-index calibration computed once, and the invariants that hold whatever the model
+says. Real embedding model and index; answer quality itself is held by the eval quality gate (no test here
+asserts a particular probability)."""
 
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ def test_decision_evidence_comes_from_the_scored_sentences_of_the_passages(essay
     decision = essay_rag.decide(question)
     assert isinstance(decision.features, DecisionFeatures)
     assert 0.0 <= decision.probability <= 1.0
-    assert decision.answerable == (decision.probability >= essay_rag.settings.answer.refusal_threshold)
+    assert decision.answerable == (decision.probability >= essay_rag.settings.answer.refusal_threshold
+                                   or decision.covered)
     scores = [s.score for s in decision.scored]
     assert scores == sorted(scores, reverse=True)
     if not decision.answerable:
@@ -82,3 +85,154 @@ def test_a_close_call_is_answered_with_a_low_confidence_note(essay_rag):
         assert not answer.refused and abs(answer.confidence - p) < 1e-3
         assert (LOW_CONFIDENCE in answer.notes) == noted
         assert answer.to_dict()["confidence"] == answer.confidence
+
+
+# -- answer types -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("question, kind", [
+    ("How many Su-35s did Iran order?", "quantity"), ("How long did the war last?", "quantity"),
+    ("What is the population of Iran?", "quantity"), ("In what year was the agreement signed?", "date"),
+    ("When did the corridor open?", "date"), ("Which Python version added the match statement?", "version"),
+    ("Who wrote the manual?", "name"), ("Which official announced the offer?", "name"),
+    ("Why did Russia refuse?", None), ("When are default argument values evaluated?", None),
+    ("Can it be switched off again? (Context: How many lines does the buffer hold?)", None)])
+def test_answer_type_comes_from_the_question_itself(question, kind):
+    from rag.decide import answer_type
+
+    assert answer_type(question) == kind
+
+
+@pytest.mark.parametrize("question, sentence, missing", [
+    ("How many jets did Russia offer India?", "Russia has offered India 117 Su-35Ms.", False),
+    ("How many jets did Russia offer India?", "Russia offered India jets and technology transfer.", True),
+    ("How many of the 117 jets were delivered?", "Russia has offered India 117 Su-35Ms.", True),  # asked already
+    ("How much does entry cost for a 10-year-old?", "Children under 12 enter free.", False),
+    ("In what year did Iran sign the protocol?", "Iran signed a protocol with Moscow in 1989.", False),
+    ("In what year did Iran sign the protocol?", "Iran signed a protocol with Moscow.", True),
+    ("Which version of GNU ed is this manual for?", "This manual is for GNU ed (version 1.19).", False),
+    ("Who created ed?", "'ed' was created by Ken Thompson and Dennis Ritchie.", False),
+    ("Who wrote PEP 636?", "You can look into PEP 636 which is written in a tutorial format.", True),
+    ("Why did Russia refuse the clause?", "No number and no name here at all.", False)])
+def test_type_missing_needs_something_of_the_asked_kind_beyond_the_question(question, sentence, missing):
+    from rag.decide import type_missing
+
+    assert type_missing(question, sentence) == float(missing)
+
+
+# -- invariants ---------------------------------------------------------------------------------------------------
+
+def test_a_question_whose_words_are_all_in_the_best_sentence_is_never_refused(essay_rag, essay_text):
+    """Even a model that refuses everything answers it (with the low-confidence note): the invariant is the
+    decider's, not the fitted model's. Questions are worded from the essay's own sentences, so the condition
+    holds for many of them; for every one where it holds, the answer is not a refusal."""
+    from rag import RAG
+    from rag.decide import LOW_CONFIDENCE, covers_question
+    from rag.sentences import split_sentences
+
+    refuse_all = RAG(essay_rag.settings, essay_rag.index, essay_rag.embedder,
+                     decision_model=DecisionModel((), (), -20.0, (), ()))
+    sentences = [s.text for s in split_sentences(essay_text) if 60 <= len(s.text) <= 200][::12][:8]
+    held = 0
+    for sentence in sentences:
+        question = f"{sentence.rstrip('.')}?"
+        decision = refuse_all.decide(question)
+        if decision.scored and covers_question(question, decision.scored[0].sentence.text):
+            held += 1
+            assert decision.covered and decision.answerable and decision.evidence
+            answer = refuse_all.ask(question)
+            assert not answer.refused and LOW_CONFIDENCE in answer.notes
+        else:
+            assert not decision.answerable
+    assert held >= 3
+
+
+def test_a_refusal_shows_the_closest_passages(essay_rag):
+    question = "Which football club has won the most European Cup titles?"
+    answer = essay_rag.ask(question)
+    assert answer.refused
+    assert answer.passages and answer.to_dict()["passages"]
+    retrieved = essay_rag.retrieve(question, k=1)[0]
+    assert (answer.passages[0].source, answer.passages[0].start) <= (retrieved.source, retrieved.end)
+    assert answer.confidence is not None and answer.confidence < essay_rag.settings.answer.refusal_threshold
+
+
+def test_an_off_topic_question_sits_far_below_an_on_topic_one_on_the_index_scale(essay_rag):
+    off = essay_rag.decide("Which football club has won the most European Cup titles?").features
+    on = essay_rag.decide("Why did Russia refuse to include a mutual defense clause with Iran?").features
+    assert off.dense_lift < 0.5 < on.dense_lift
+    assert off.dense_z < on.dense_z
+
+
+def test_a_feature_that_was_not_computed_is_an_error_not_a_silent_zero():
+    model = DecisionModel(("dense_lift",), (1.0,), 0.0, (0.0,), (1.0,))
+    features = DecisionFeatures(**dict.fromkeys(DecisionFeatures.names(), 0.0) | {"dense_lift": float("nan")})
+    with pytest.raises(RagError, match="dense_lift"):
+        model.probability(features)
+
+
+def test_a_decider_without_a_calibration_reads_the_default_scale(essay_rag):
+    from rag.calibration import DEFAULT_CALIBRATION
+    from rag.decide import Decider
+
+    decider = Decider(essay_rag.decider.scorer, DecisionModel.load(), 0.3, 3)
+    retrieved = essay_rag.retriever.retrieve("Why did Russia avoid a mutual defense clause with Iran?")
+    decision = decider.decide("Why did Russia avoid a mutual defense clause with Iran?", retrieved.passages,
+                              retrieved.hits)
+    assert decision.features.dense_lift == pytest.approx(DEFAULT_CALIBRATION.lift(decision.features.dense_top))
+
+
+# -- calibration --------------------------------------------------------------------------------------------------
+
+def test_the_pipeline_calibrates_its_index_once_and_reuses_it(essay_rag):
+    calibration = essay_rag.decider.calibration
+    assert calibration is not None, "rag.pipeline must pass Decider(..., calibration=IndexCalibration(index))"
+    for question in ("Why did Russia avoid a mutual defense clause with Iran?", "What is the GDP of Iran?",
+                     "Which football club has won the most European Cup titles?"):
+        essay_rag.decide(question)
+    assert calibration.computed == 1
+    assert calibration() is calibration()
+
+
+def test_calibration_is_computed_once_per_index_generation_even_under_concurrency(tmp_path, embedder):
+    """Eight threads ask at once: one computation. `RAG.with_settings` over the same index shares the calibrator
+    (so it computes nothing again); a new generation is calibrated again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from index import IndexConfig
+    from rag import RAG, Settings
+    from rag.calibration import IndexCalibration
+
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("Lighthouse keepers\n\nThe keeper climbed the tower every evening to light the lamp. "
+                     "Ships passing the rocks at night relied on the beam. The lamp burned whale oil until 1870, "
+                     "when kerosene replaced it.\n", encoding="utf-8")
+    second.write_text("Bread\n\nSourdough rises because wild yeast and bacteria ferment the dough over many hours. "
+                      "Bakers keep a starter alive by feeding it flour and water.\n", encoding="utf-8")
+    settings = Settings(index=IndexConfig(dir=tmp_path / "index"))
+    rag = RAG.from_settings(settings, embedder=embedder, build_if_missing=False)
+    rag.index.update([first], progress=False)
+    calibrator = IndexCalibration(rag.index)
+    with ThreadPoolExecutor(8) as pool:
+        values = list(pool.map(lambda _: calibrator(), range(8)))
+    assert calibrator.computed == 1 and all(v is values[0] for v in values)
+    assert values[0].probes >= 40 and values[0].null_mean < values[0].own_mean
+
+    shared = RAG(settings, rag.index, embedder, calibration=calibrator)
+    derived = shared.with_settings(settings.updated(retrieval={"k": 3}))
+    assert derived.calibration is calibrator and derived.calibration() is values[0] and calibrator.computed == 1
+
+    rag.index.update([second], progress=False)
+    assert calibrator() is not values[0] and calibrator.computed == 2
+    calibrator()
+    assert calibrator.computed == 2
+
+
+def test_the_probe_bank_is_varied_and_no_evaluation_question():
+    from eval.dataset import eval_sets
+    from rag.calibration import load_probes
+
+    probes = load_probes()
+    assert len(probes) >= 40 and len(set(probes)) == len(probes)
+    asked = {q.question.strip().lower() for s in eval_sets().values() for q in s.questions("all")}
+    assert not [p for p in probes if p.strip().lower() in asked]
+    assert len({p.split()[0].lower() for p in probes}) >= 5  # how, what, which, who, when, why...
