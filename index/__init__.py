@@ -3,7 +3,8 @@
 Modules, one job each: `documents` reads files, `chunking` cuts them into offset-exact chunks, `embedding`
 turns text into vectors, `stores` holds the FAISS and BM25 stores, `planner` decides what an update must do,
 `writer` carries it out as a new crash-safe generation (`storage`, `manifest`), `snapshot` loads one,
-`search` searches it, and `hybrid.HybridIndex` is the facade over all of them.
+`search` searches it, and `hybrid.HybridIndex` is the facade over all of them. `pg.PostgresIndex` serves the
+same interface from PostgreSQL + pgvector; `backends.open_index` picks one from `IndexConfig.backend`.
 """
 
 from index.chunking import Chunk, Chunker
@@ -14,6 +15,7 @@ from index.documents import SUPPORTED_SUFFIXES, Document, DocumentError, load_do
 from index.embedding import Embedder, ModelLoadError
 from index.errors import IndexDamagedError, IndexStoreError
 from index.hybrid import HybridIndex, IndexInfo
+from index.backends import SearchIndex, new_index, open_index
 from index.manifest import FORMAT_VERSION, DocumentRecord, Manifest
 from index.planner import DiskProbe, FileProbe, Plan, plan_update
 from index.search import RRF, Convex, Fusion, Searcher, SearchHit
@@ -23,7 +25,7 @@ __all__ = [
     "Chunk", "Chunker", "DEFAULT_MODEL", "IndexConfig", "SearchConfig", "Span", "default_index_dir", "ESSAY_TITLE",
     "default_corpus_path", "default_titles", "stale_bundled_copies", "SUPPORTED_SUFFIXES", "Document",
     "DocumentError", "load_document", "Embedder", "ModelLoadError", "IndexDamagedError", "IndexStoreError",
-    "HybridIndex", "IndexInfo", "FORMAT_VERSION",
+    "HybridIndex", "IndexInfo", "SearchIndex", "new_index", "open_index", "FORMAT_VERSION",
     "DocumentRecord", "Manifest", "DiskProbe", "FileProbe", "Plan", "plan_update", "RRF", "Convex", "Fusion",
     "Searcher", "SearchHit", "UpdateReport",
 ]

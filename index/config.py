@@ -56,6 +56,16 @@ class IndexConfig(BaseModel):
     lock_timeout_s: float = Field(600.0, gt=0, description="How long an update waits for another process's "
                                   "lock on the index before giving up with a message naming that process.")
 
+    # Where the index lives: files under `dir` (FAISS + BM25, one machine), or PostgreSQL + pgvector (shared by
+    # every process and machine that reaches the database; see README "Scaling out").
+    backend: Literal["faiss", "postgres"] = Field("faiss", description="'faiss': FAISS + BM25 files under dir; "
+                                                  "'postgres': PostgreSQL with pgvector.")
+    postgres_url: str = Field("", description="With backend=postgres: a libpq DSN or postgresql:// URL of the "
+                              "server; empty starts an embedded server under dir (Unix socket only).")
+    postgres_schema: str = Field("", pattern=r"^([a-z_][a-z0-9_]{0,62})?$", description="With backend=postgres: "
+                                 "the schema holding this index; empty derives one from dir, so separate index "
+                                 "folders never share data. Replicas on other machines set the same name.")
+
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, v: int, info) -> int:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index import HybridIndex
+from index import SearchIndex
 from index.chunking import is_heading
 from rag.sentences import split_sentences
 from rag.text import content_terms, stem, words
@@ -139,7 +139,7 @@ class IndexCalibration:
     """The current index generation's `Calibration`, computed on first use and whenever the index changes.
     Shared by concurrent requests; `computed` counts the computations (tests check it stays at one)."""
 
-    def __init__(self, index: HybridIndex, probes: list[str] | None = None) -> None:
+    def __init__(self, index: SearchIndex, probes: list[str] | None = None) -> None:
         self.index = index
         self.probes = probes if probes is not None else load_probes()
         self._key: tuple | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from index import HybridIndex, SearchHit
+from index import SearchHit, SearchIndex
 from rag.errors import RagError
 from rag.settings import RetrievalSettings
 from rag.types import Passage
@@ -46,7 +46,7 @@ class Reranker:
 
 
 class PassageRetriever:
-    def __init__(self, index: HybridIndex, settings: RetrievalSettings, reranker: Reranker | None = None) -> None:
+    def __init__(self, index: SearchIndex, settings: RetrievalSettings, reranker: Reranker | None = None) -> None:
         self.index = index
         self.settings = settings
         self.reranker = reranker
