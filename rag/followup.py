@@ -20,12 +20,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A follow-up needs the conversation: it opens with a connector ("And what about…"), or points back with a
-# pronoun or a demonstrative ("What did he insist on?", "Despite that slogan, …"), or is an ellipsis ("Why?").
+# A follow-up needs the conversation: it asks "what about…" of a new subject ("And what about the radical
+# factions?"), or points back with a pronoun or a demonstrative ("What did he insist on?", "Despite that slogan,
+# …"), or is an ellipsis ("Why?", "And how many?"). An opening "And" / "But" alone does not make one.
 # A question that names its own subject is self-contained and is never rewritten: carrying the previous question
 # into "What is the GDP of Iran?" made retrieval answer the previous question instead.
-_FOLLOWUP_START = re.compile(r"^(and|but|so|then|also|what about|how about|what else|why not|how come|besides|"
-                             r"despite that|in that case|same for|and why|and how)\b", re.I)
+_FOLLOWUP_START = re.compile(r"^(and|but|so|then|also|besides)\b[\s,]*", re.I)
+_ELLIPTIC_START = re.compile(r"^(what about|how about|what else|why not|how come|despite that|in that case|same for)\b",
+                             re.I)
 _PERSONAL = re.compile(r"\b(it|its|they|them|their|theirs|he|him|his|she|her|hers)\b", re.I)
 _PERSON = {"he", "him", "his", "she", "her", "hers"}
 _DEMONSTRATIVE = re.compile(r"\b(the same|such|the matter|the latter|the former|the above|the previous)\b|"
@@ -39,7 +41,8 @@ _THAT = re.compile(r"\bthat\b(?=\s*(?:[?.!,;]|$)|\s+(?!(?:the|a|an|it|he|she|the
 # "Why did Moscow refuse?", "How did Iran respond?": a short question whose verb has lost its object.
 _BARE_VERB = re.compile(r"^(why|how|when|where)\s+(did|does|do|was|were|is|are|would|will|can|could|should|has|have|"
                         r"had)\s+[\w’'-]+(\s+[\w’'-]+)?\s*[?.!]*$", re.I)
-_DEFINITION = re.compile(r"^(what|who)\s+(is|are|was|were)\s+(a|an|the)?\s*\w", re.I)
+_DEFINITION = re.compile(r"^(what|who)\s+(is|are|was|were)\s+(a|an|the)?\s*\w|"
+                         r"^what\s+(does|do|did)\s+(a|an|the)?\s*[\w.()-]+\s+(do|mean|return|stand for)\b", re.I)
 _NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][\w’'-]+")
 
 
@@ -63,11 +66,25 @@ def last_user_question(history: Sequence[Turn]) -> str | None:
 def looks_like_followup(question: str) -> bool:
     """Whether the question needs the conversation to be understood (see the patterns above)."""
     q = question.strip()
-    if _FOLLOWUP_START.search(q) or _refers_back(q) or _BARE_VERB.search(q):
+    connector = _FOLLOWUP_START.match(q)
+    if connector:
+        # "And what about the radical factions?" leans on the conversation; "And what does continue do?" names
+        # its own subject: the connector alone does not make a question need the previous one (carrying "What
+        # does the break statement do?" along made retrieval answer about break).
+        q = q[connector.end():]
+        if not q.strip(" ?.!"):
+            return True
+    if _ELLIPTIC_START.search(q) or _refers_back(q) or _BARE_VERB.search(q):
         return True
     # An ellipsis: at most one content word and no name ("Why?", "How many?", "The population?"); a definition
     # question ("What is recursion?") names its subject.
     return len(content_terms(q)) <= 1 and not _NAME.search(q) and not _DEFINITION.search(q)
+
+
+# The rule's rewrite: the follow-up, then the previous question it leans on. Defined once here; the decision stage
+# reads a rewrite back with `split_context`.
+_CONTEXT_OPEN = " (Context: "
+_CONTEXT = re.compile(r"^(?P<own>.*?)\s*\(Context: (?P<previous>.*)\)\s*$", re.S)
 
 
 def condense_by_rule(question: str, history: Sequence[Turn]) -> str:
@@ -78,7 +95,13 @@ def condense_by_rule(question: str, history: Sequence[Turn]) -> str:
     previous = last_user_question(history)
     if not previous or not looks_like_followup(question):
         return question
-    return f"{question.rstrip()} (Context: {previous.rstrip()})"
+    return f"{question.rstrip()}{_CONTEXT_OPEN}{previous.rstrip()})"
+
+
+def split_context(standalone: str) -> tuple[str, str | None]:
+    """(the question's own words, the previous question carried along by the rule, or None)."""
+    m = _CONTEXT.match(standalone)
+    return (m.group("own"), m.group("previous")) if m else (standalone, None)
 
 
 CONDENSE_PROMPT = (

@@ -21,6 +21,8 @@ SELF_CONTAINED = [
     "Is there a break statement in Python?",
     "What is recursion?",
     "Who won the 2018 FIFA World Cup?",
+    "And what does continue do?",          # a connector alone: the question names its own subject
+    "But what does the pass statement do?",
 ]
 FOLLOW_UPS = [
     "Why was the matter dropped?",
@@ -33,6 +35,8 @@ FOLLOW_UPS = [
     "Why did Moscow refuse?",
     "Why did Moscow refuse it?",
     "How did Iran respond?",
+    "And what about its population?",
+    "And how many?",
 ]
 
 
@@ -51,3 +55,28 @@ def test_a_follow_up_carries_the_previous_question(question):
 def test_without_history_nothing_is_rewritten():
     for question in FOLLOW_UPS:
         assert RuleCondenser().condense(question, []) == question
+
+
+def test_the_rules_rewrite_reads_back_as_own_words_and_previous_question():
+    """The decision stage reads a follow-up's own words apart from the question carried along (the kind of answer
+    it asks for is its own, not the previous question's)."""
+    from rag.followup import split_context
+
+    question = "And what about its population?"
+    standalone = RuleCondenser().condense(question, HISTORY)
+    assert split_context(standalone) == (question, HISTORY[0].content)
+    assert split_context("What is the GDP of Iran?") == ("What is the GDP of Iran?", None)
+
+
+@pytest.mark.parametrize("question", ["And what about its population?",
+                                      "Besides that tie, what other concern about that country's population "
+                                      "must Russia weigh?"])
+def test_a_follow_up_that_mentions_a_quantity_word_does_not_ask_for_a_number(question):
+    """The known bug: "population" anywhere in a follow-up made it a quantity question, so a best sentence without a
+    number counted against answering it. The type comes from what the question asks ("What is the population
+    of …?"), not from a noun it mentions."""
+    from rag.decide import answer_type, type_missing
+
+    standalone = RuleCondenser().condense(question, HISTORY)
+    assert answer_type(standalone) is None
+    assert type_missing(standalone, "Russian-speaking Jews in Israel are a concern Russia must consider.") == 0.0
