@@ -2,8 +2,9 @@
 
 Warm latency of `ask` with the extractive default (median and p95 of retrieve, generate, total over the bundled
 eval questions, both splits, twice), cold start of the `rag ask` process, and for a local GGUF model
-(`--llm smollm2 --llm qwen` or a path): load time, time to first token and tokens per second. Run
-`rag models qwen` first to include Qwen2.5-Coder-1.5B.
+(`--llm smollm2 --llm qwen` or a path; `--mode compose --mode read` to compare the writer modes): load time,
+time to first token, total time and tokens per second. Run `rag models qwen` first to include
+Qwen2.5-Coder-1.5B. `--llm-only` skips the extractive and cold-start parts.
 
 It lives in `eval` (it used to be `rag.bench`) because it needs the question set, which belongs to eval, and it
 sits above `rag` like the rest of eval: questions come from `load_questions`, answers from `rag`'s public API
@@ -76,8 +77,10 @@ def bench_cold(settings: "Settings") -> dict:
     return summarize(runs)
 
 
-def _stream_timing(rag: "RAG", question: str) -> tuple[float, float | None] | None:
-    """(time to first token, tokens per second after it) of one streamed answer; None when it was refused."""
+def _stream_timing(rag: "RAG", question: str) -> tuple[float, float | None, float, float] | None:
+    """(time to first token after retrieval, tokens per second after it, first token and total from the question)
+    of one streamed answer; None when it was refused."""
+    started = time.perf_counter()
     generating = first = last = None
     count = 0
     answer = None
@@ -94,14 +97,18 @@ def _stream_timing(rag: "RAG", question: str) -> tuple[float, float | None] | No
     if answer is None or answer.refused or first is None or generating is None:
         return None
     rate = (count - 1) / max(last - first, 1e-6) if count > 1 else None
-    return first - generating, rate
+    return first - generating, rate, first - started, time.perf_counter() - started
 
 
-def bench_llm(rag: "RAG", model_path: str, rows: list["Question"], n: int) -> dict:
+def bench_llm(rag: "RAG", model_path: str, rows: list["Question"], n: int, mode: str = "compose") -> dict:
+    """One local model in one writer mode over the first `n` answered fact questions (the first answer, which
+    loads the model, is kept apart)."""
     llm = rag.with_settings(rag.settings.updated(llm={"backend": "llamacpp", "model_path": model_path,
-                                                      "max_tokens": 200, "n_threads": os.cpu_count()}))
+                                                      "n_threads": os.cpu_count(), "mode": mode}))
     cold = None
     ttft: list[float] = []
+    first_token: list[float] = []
+    totals: list[float] = []
     rates: list[float] = []
     skipped = 0
     for q in [r for r in rows if r.type == "fact"]:
@@ -115,12 +122,15 @@ def bench_llm(rag: "RAG", model_path: str, rows: list["Question"], n: int) -> di
             cold = timing[0]
             continue
         ttft.append(timing[0])
+        first_token.append(timing[2])
+        totals.append(timing[3])
         if timing[1] is not None:
             rates.append(timing[1])
     warm = statistics.median(ttft) if ttft else 0.0
-    return {"model": Path(str(model_path)).name, "load_s": max(0.0, cold - warm) if cold is not None else None,
-            "cold_ttft_s": cold, "ttft_s": summarize(ttft), "tokens_per_s": summarize(rates),
-            "refused_skipped": skipped}
+    return {"model": Path(str(model_path)).name, "mode": mode,
+            "load_s": max(0.0, cold - warm) if cold is not None else None, "cold_ttft_s": cold,
+            "ttft_s": summarize(ttft), "first_token_s": summarize(first_token), "total_s": summarize(totals),
+            "tokens_per_s": summarize(rates), "refused_skipped": skipped}
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -131,6 +141,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--llm", action="append", default=[], help="GGUF path or 'smollm2' / 'qwen' (repeatable)")
     parser.add_argument("--llm-questions", type=int, default=5)
+    parser.add_argument("--mode", action="append", choices=["compose", "read"], default=[],
+                        help="LLM writer mode(s) to measure (repeatable; default: compose)")
+    parser.add_argument("--llm-only", action="store_true", help="skip the extractive and cold-start measurements")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "answer.json")
     args = parser.parse_args()
     from rag import RAG, load_settings
@@ -138,24 +151,31 @@ def main() -> None:
     settings = load_settings()
     rows = questions()
     rag = RAG.from_settings(settings)
-    results = {"extractive_warm_ms": bench_extractive(rag, rows), "cold_rag_ask_s": bench_cold(settings)}
+    results: dict = {}
+    if not args.llm_only:
+        results = {"extractive_warm_ms": bench_extractive(rag, rows), "cold_rag_ask_s": bench_cold(settings)}
     for model in args.llm:
-        results.setdefault("llm", []).append(bench_llm(rag, model, rows, args.llm_questions))
+        for mode in args.mode or ["compose"]:
+            results.setdefault("llm", []).append(bench_llm(rag, model, rows, args.llm_questions, mode))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     from rich.console import Console
     from rich.table import Table
 
     table = Table("measure", "median", "p95", "n", title="Answer benchmark")
-    for stage, s in results["extractive_warm_ms"].items():
+    for stage, s in results.get("extractive_warm_ms", {}).items():
         table.add_row(f"extractive {stage} (ms, warm)", _fmt(s["median"], ".1f"), _fmt(s["p95"], ".1f"), str(s["n"]))
-    c = results["cold_rag_ask_s"]
-    table.add_row("cold `rag ask` (s)", _fmt(c["median"], ".2f"), _fmt(c["p95"], ".2f"), str(c["n"]))
+    if "cold_rag_ask_s" in results:
+        c = results["cold_rag_ask_s"]
+        table.add_row("cold `rag ask` (s)", _fmt(c["median"], ".2f"), _fmt(c["p95"], ".2f"), str(c["n"]))
     for r in results.get("llm", []):
-        table.add_row(f"{r['model']} load (s)", _fmt(r["load_s"], ".2f"), "", "1")
-        table.add_row(f"{r['model']} first token (s)", _fmt(r["ttft_s"]["median"], ".2f"),
-                      _fmt(r["ttft_s"]["p95"], ".2f"), str(r["ttft_s"]["n"]))
-        table.add_row(f"{r['model']} tokens/s", _fmt(r["tokens_per_s"]["median"], ".1f"),
+        name = f"{r['model']} {r['mode']}"
+        table.add_row(f"{name} load (s)", _fmt(r["load_s"], ".2f"), "", "1")
+        for key, label in [("first_token_s", "first token from the question (s)"),
+                           ("ttft_s", "first token after retrieval (s)"), ("total_s", "total (s)")]:
+            table.add_row(f"{name} {label}", _fmt(r[key]["median"], ".2f"), _fmt(r[key]["p95"], ".2f"),
+                          str(r[key]["n"]))
+        table.add_row(f"{name} tokens/s", _fmt(r["tokens_per_s"]["median"], ".1f"),
                       _fmt(r["tokens_per_s"]["p95"], ".1f"), str(r["tokens_per_s"]["n"]))
     Console().print(table)
     print(f"wrote {args.out}")

@@ -123,19 +123,32 @@ def _backend_error_types() -> tuple[type[BaseException], ...]:
     return (BackendError,)
 
 
+def _stop_on_backend_error(answer) -> None:
+    """The pipeline answers from the quotes when the LLM fails, which is right for a user but would score the
+    extractive writer under the LLM's name: an evaluation stops at the first such failure instead."""
+    if answer.validation.backend_error:
+        from rag import RagError
+
+        raise RagError(answer.validation.backend_error)
+
+
 def evaluate_question(rag: "RAG", q: Question, locator: EvidenceLocator, k: int = RETRIEVE_K) -> EvalRecord:
     """Ask one question and return its scored record (see eval/METRICS.md for the fields)."""
     history = [dict(t) for t in q.history] or None
     error = trace = None
     started = time.perf_counter()
+    result = None
     try:
-        answer = rag.ask(q.question, history=history).to_dict()
+        result = rag.ask(q.question, history=history)
+        answer = result.to_dict()
     except _backend_error_types():
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         answer = {"question": q.question}
         trace = traceback.format_exc(limit=6)
+    if result is not None:
+        _stop_on_backend_error(result)
     wall_ms = (time.perf_counter() - started) * 1000
     retrieved: list[dict] = []
     if q.answerable:

@@ -142,26 +142,42 @@ def index_cmd(
                                                         "name what is wrong; exit 1 if anything is.")] = False,
     repair: Annotated[bool, typer.Option("--repair", help="Rebuild a damaged index from its stored document "
                                                           "texts (or the last good generation).")] = False,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="faiss | postgres (sets index.backend for "
+                                                   "this command).")] = None,
+    from_dir: Annotated[Optional[Path], typer.Option("--from", help="Move the FAISS index in this folder into "
+                                                     "the PostgreSQL backend without re-embedding.")] = None,
 ) -> None:
     """Build or update the index: only new and changed files are embedded; deleted files leave it."""
     if info:
         return info_cmd(ctx)
-    from index import HybridIndex, ModelLoadError, default_corpus_path, default_titles, stale_bundled_copies
+    from index import ModelLoadError, default_corpus_path, default_titles, new_index, open_index, stale_bundled_copies
     from index.errors import IndexStoreError
 
     if sum([check, repair, rebuild]) > 1 or ((check or repair) and (paths or remove)):
         _fail("--check, --repair and --rebuild each work on the whole index: give one of them, without files.")
     settings = load(ctx)
+    if backend is not None:
+        if backend not in ("faiss", "postgres"):
+            _fail(f"--backend must be faiss or postgres, not {backend!r}.")
+        settings = settings.updated(index={"backend": backend})
+    if from_dir is not None and (settings.index.backend != "postgres" or check or repair or rebuild or paths):
+        _fail("--from moves a FAISS index into PostgreSQL: give it with --backend postgres (or index.backend = "
+              "\"postgres\"), without files, --check, --repair or --rebuild.")
     _print_recovery_here(ctx)
     notify = lambda message: err.print(f"[yellow]{escape(message)}[/yellow]")  # noqa: E731
     if check:
         return _check(settings)
     try:
         if repair:
-            index = HybridIndex(settings.index, on_wait=notify)
+            index = new_index(settings.index, on_wait=notify)
             report = index.repair()
+        elif from_dir is not None:
+            from index.pg.migrate import migrate_from_faiss
+
+            index = new_index(settings.index, on_wait=notify)
+            report = migrate_from_faiss(index, from_dir)
         else:
-            index = HybridIndex.open(settings.index, on_wait=notify)
+            index = open_index(settings.index, on_wait=notify)
             _say_recovered(index)
             if rebuild:
                 report = index.rebuild("requested with --rebuild")
@@ -192,11 +208,11 @@ def index_cmd(
 
 
 def _check(settings) -> None:
-    from index import HybridIndex
+    from index import new_index
     from index.errors import IndexStoreError
 
     try:
-        report = HybridIndex(settings.index).check()
+        report = new_index(settings.index).check()
     except IndexStoreError as exc:
         _index_failed(exc)
     for note in report.notes:
@@ -213,13 +229,13 @@ def _check(settings) -> None:
 @app.command("info")
 def info_cmd(ctx: typer.Context) -> None:
     """What the index holds: documents, chunks, model, chunking, size, build time."""
-    from index import HybridIndex
+    from index import new_index
     from index.errors import IndexStoreError
 
     settings = load(ctx)
     _print_recovery_here(ctx)
     try:
-        index = HybridIndex(settings.index)
+        index = new_index(settings.index)
         index.refresh()
         info = index.info()
     except FileNotFoundError as exc:
@@ -239,9 +255,9 @@ def info_cmd(ctx: typer.Context) -> None:
 
 
 def _llm_overrides(llm: Optional[str], model: Optional[str], base_url: Optional[str],
-                   model_path: Optional[str]) -> dict:
+                   model_path: Optional[str], mode: Optional[str] = None) -> dict:
     changes = {k: v for k, v in {"backend": llm, "model": model, "base_url": base_url,
-                                 "model_path": model_path}.items() if v is not None}
+                                 "model_path": model_path, "mode": mode}.items() if v is not None}
     return {"llm": changes} if changes else {}
 
 
@@ -255,13 +271,15 @@ def ask_cmd(
     base_url: Annotated[Optional[str], typer.Option(help="Server URL (openai-compatible, ollama).")] = None,
     model_path: Annotated[Optional[str], typer.Option(help="GGUF file for llamacpp, or 'smollm2' / 'qwen'.")] = None,
     k: Annotated[Optional[int], typer.Option(help="Passages given to the generator.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="LLM writer mode: compose (phrase the selected evidence, "
+                                                "the default) or read (answer from the whole passages).")] = None,
 ) -> None:
     """Answer a question with [n] citations, then list the cited passages."""
     from index.errors import IndexStoreError
     from rag import RAG, ModelLoadError, RagError
 
     settings = load(ctx)
-    overrides = _llm_overrides(llm, model, base_url, model_path)
+    overrides = _llm_overrides(llm, model, base_url, model_path, mode)
     if k is not None:
         overrides["retrieval"] = {"k": k}
     try:
@@ -298,7 +316,9 @@ def ask_cmd(
         console.print(answer.answer, markup=False, highlight=False)
     for note in answer.notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
-    if answer.validation.fallback:
+    if answer.validation.backend_error:  # the LLM failed: say so where errors go, and still answer (quoting)
+        typer.echo(f"warning: {answer.validation.fallback}", err=True)
+    elif answer.validation.fallback:
         console.print(f"[yellow]note:[/yellow] {escape(answer.validation.fallback)}")
     console.print(f"[dim]backend: {escape(answer.backend)}; {answer.timings_ms['total']:.0f} ms[/dim]")
     for c in answer.citations:

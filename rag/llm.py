@@ -26,6 +26,9 @@ _FIXES = {
 }
 
 
+_MARKS_FINISH = frozenset({"openai", "openai-compatible", "llamacpp", "ollama"})
+
+
 def backend_label(llm: LLMSettings) -> str:
     if llm.backend == "extractive":
         return "extractive"
@@ -91,6 +94,10 @@ def make_chat_model(llm: LLMSettings):
 
 
 def _llamacpp(llm: LLMSettings):
+    """In-process GGUF through langchain-community's ChatLlamaCpp. langchain-community is archived (July 2026) and
+    no maintained LangChain package for llama.cpp replaces it, so it stays, pinned below 0.5 (pyproject); the
+    maintained route to the same model is llama.cpp's own OpenAI-compatible server (`python -m llama_cpp.server`)
+    with `backend = "openai-compatible"` (langchain-openai), tested in tests/test_compose.py."""
     import os
     import warnings
 
@@ -144,6 +151,8 @@ class LLMGenerator:
     def __init__(self, llm: LLMSettings, chat_model=None) -> None:
         self.settings = llm
         self.model = chat_model or make_chat_model(llm)
+        # These backends mark the last chunk of a complete answer (finish_reason / done_reason); checked per stream.
+        self.reports_finish = chat_model is None and llm.backend in _MARKS_FINISH
 
     def _translate(self, exc: Exception) -> BackendError:
         if isinstance(exc, BackendError):
@@ -162,13 +171,24 @@ class LLMGenerator:
 
     def stream(self, question: str, passages: list[Passage], flagged: set[int] = frozenset()) -> Iterator[str]:
         """`flagged`: passages holding text addressed to an assistant; the prompt marks them as such."""
+        yield from self.stream_messages(build_messages(question, passages, flagged))
+
+    def stream_messages(self, messages: list[tuple[str, str]]) -> Iterator[str]:
+        """Any prompt's tokens as they come, every failure translated. A stream that stops without the server's
+        end-of-answer mark (a server that died midway: the OpenAI client just sees the stream end) is a failure
+        too, for the backends whose chunks carry that mark, instead of a truncated answer."""
+        finished = False
         try:
-            for chunk in self.model.stream(build_messages(question, passages, flagged)):
+            for chunk in self.model.stream(messages):
+                metadata = getattr(chunk, "response_metadata", None) or {}
+                finished = finished or bool(metadata.get("finish_reason") or metadata.get("done_reason"))
                 text = _text_of(chunk)
                 if text:
                     yield text
         except Exception as exc:
             raise self._translate(exc) from None
+        if self.reports_finish and not finished:
+            raise _fail(self.settings, "the answer stream ended before the model finished (did the server stop?)")
 
     def condense(self, question: str, history: Sequence[Turn]) -> str:
         lines = [f"{turn.role}: {turn.content[:500]}" for turn in history[-6:]]

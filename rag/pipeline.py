@@ -18,9 +18,10 @@ import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 
-from index import DocumentRecord, Embedder, HybridIndex, IndexInfo, default_corpus_path, default_titles
+from index import DocumentRecord, Embedder, IndexInfo, SearchIndex, default_corpus_path, default_titles, open_index
 from rag.calibration import IndexCalibration
 from rag.decide import Decider, Decision, DecisionModel
+from rag.errors import BackendError
 from rag.evidence import EvidenceScorer
 from rag.followup import Condenser, LLMCondenser, RuleCondenser
 from rag.guard import CheckedQuestion, QuestionGuard
@@ -28,7 +29,7 @@ from rag.retrieval import PassageRetriever, Reranker, Retrieved
 from rag.settings import Settings
 from rag.text import TermWeights
 from rag.types import Answer, Passage, StreamEvent, Turn, Validation
-from rag.verify import Draft, Verified, verify
+from rag.verify import Draft, Verified, number_by_appearance, verify
 from rag.writers import LLMWriter, Writer, make_writer, tokens
 
 REFUSAL_TEXT = ("The document does not say. The closest passages retrieved (shown with this answer) do not "
@@ -42,7 +43,7 @@ def _ms(seconds: float) -> float:
 class CorpusWeights:
     """IDF weights over the indexed chunks, rebuilt when the index changes (another process may update it)."""
 
-    def __init__(self, index: HybridIndex) -> None:
+    def __init__(self, index: SearchIndex) -> None:
         self.index = index
         self._key: object = None
         self._weights = TermWeights(())
@@ -61,7 +62,7 @@ class CorpusWeights:
 class RAG:
     """Grounded Q&A over one index. Thread-safe for concurrent `ask`/`stream` calls."""
 
-    def __init__(self, settings: Settings, index: HybridIndex, embedder: Embedder,
+    def __init__(self, settings: Settings, index: SearchIndex, embedder: Embedder,
                  decision_model: DecisionModel | None = None, writer: Writer | None = None,
                  calibration: IndexCalibration | None = None) -> None:
         self.settings = settings
@@ -82,18 +83,18 @@ class RAG:
     # -- construction -----------------------------------------------------------------------------------------
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None,
-                      build_if_missing: bool = True) -> "RAG":
+                      build_if_missing: bool = True, writer: Writer | None = None) -> "RAG":
         """Open the configured index; a new one (nothing ever published in its folder) is built from the bundled
         essay so the default just works.
 
         The index is opened (and verified) before the embedding model loads, so a damaged or unusable index
         fails in milliseconds with its `index.errors.IndexStoreError` message. Only a folder that holds no
-        generation at all is seeded: a lost or damaged pointer is recovered by `HybridIndex.open`, never taken
+        generation at all is seeded: a lost or damaged pointer is recovered by the index's `open`, never taken
         for an empty index (seeding it used to publish an essay-only generation and prune the user's files)."""
-        index = HybridIndex.open(settings.index, embedder)
+        index = open_index(settings.index, embedder)
         if index.manifest is None and build_if_missing and not index.has_generations():
             index.update([default_corpus_path()], titles=default_titles(), progress=False)
-        return cls(settings, index, index.embedder)
+        return cls(settings, index, index.embedder, writer=writer)
 
     def with_settings(self, settings: Settings, build_if_missing: bool = True) -> "RAG":
         """Another configuration (backend, k, index) that reuses the loaded embedding model and, if the index
@@ -101,9 +102,12 @@ class RAG:
         document set of the user's own) instead of seeding it with the bundled essay."""
         if settings.index.embedding_model != self.settings.index.embedding_model:
             return RAG.from_settings(settings, build_if_missing=build_if_missing)
+        # The writer (and a local model it loaded, ~5 s for Qwen 1.5B) is handed on while the LLM settings hold.
+        writer = self.writer if settings.llm == self.settings.llm else None
         if settings.index == self.settings.index:
-            return RAG(settings, self.index, self.embedder, self.decider.model, calibration=self.calibration)
-        return RAG.from_settings(settings, embedder=self.embedder, build_if_missing=build_if_missing)
+            return RAG(settings, self.index, self.embedder, self.decider.model, writer=writer,
+                       calibration=self.calibration)
+        return RAG.from_settings(settings, embedder=self.embedder, build_if_missing=build_if_missing, writer=writer)
 
     @property
     def backend(self) -> str:
@@ -164,23 +168,38 @@ class RAG:
                                     standalone=standalone, timings=timings, notes=notes, confidence=confidence)
             return
         writer = self.writer
-        draft = yield from self._write(writer, standalone, retrieved, decision)
-        verified = verify(draft, retrieved.passages)
-        backend, validation = writer.label, verified.validation
-        if not verified.declined and not verified.citations and writer.fallback is not None:
-            validation.fallback = "the LLM answer had no valid citation; showing the extractive answer"
+        verified, reason, error = None, None, None
+        try:
+            draft = yield from self._write(writer, standalone, retrieved, decision)
+            verified = verify(draft, retrieved.passages)
+            if verified.declined and not writer.declines:
+                reason = "the LLM declined, but the decision stage found the evidence answers; showing the quotes"
+            elif not verified.declined and not verified.citations:
+                reason = "the LLM answer had no valid citation; showing the extractive answer"
+        except BackendError as exc:
+            if writer.fallback is None:
+                raise
+            error = str(exc)
+            reason = f"{exc} Showing the extractive answer."
+        backend = writer.label
+        validation = verified.validation if verified else Validation()
+        if reason and writer.fallback is not None:
+            validation.fallback, validation.backend_error = reason, error
             backend = f"{writer.fallback.label} (fallback from {writer.label})"
             draft = _drain(writer.fallback.write(standalone, retrieved.passages, decision))
             verified = verify(draft, retrieved.passages)
+            verified.validation = validation
         timings["generate"] = _ms(time.perf_counter() - t1)
         if verified.declined:
             yield from self._finish(checked, REFUSAL_TEXT, refused=True, started=t0, retrieved=retrieved,
                                     standalone=standalone, timings=timings, validation=validation, backend=backend,
                                     stream_text=False, notes=notes, confidence=confidence)
             return
+        verified, passages = number_by_appearance(verified, retrieved.passages)
         yield from self._finish(checked, verified.text, refused=False, started=t0, retrieved=retrieved,
                                 standalone=standalone, timings=timings, verified=verified, validation=validation,
-                                backend=backend, stream_text=False, notes=notes, confidence=confidence)
+                                backend=backend, stream_text=False, notes=notes, confidence=confidence,
+                                passages=passages)
 
     @staticmethod
     def _write(writer: Writer, question: str, retrieved: Retrieved,
@@ -198,16 +217,18 @@ class RAG:
                 retrieved: Retrieved | None = None, standalone: str | None = None,
                 timings: dict[str, float] | None = None, verified: Verified | None = None,
                 validation: Validation | None = None, backend: str | None = None,
-                stream_text: bool = True, notes: Sequence[str] = (),
-                confidence: float | None = None) -> Iterator[StreamEvent]:
-        """The one place an `Answer` is built; a text not streamed yet (a refusal) is streamed first."""
+                stream_text: bool = True, notes: Sequence[str] = (), confidence: float | None = None,
+                passages: Sequence[Passage] | None = None) -> Iterator[StreamEvent]:
+        """The one place an `Answer` is built; a text not streamed yet (a refusal) is streamed first.
+        `passages`: the retrieved passages as the answer numbers them (by first citation), when renumbered."""
         timings = dict(timings or {"retrieve": 0.0})
         timings.setdefault("generate", 0.0)
         timings["total"] = _ms(time.perf_counter() - started)
         answer = Answer(
             question=checked.text or str(checked.original or ""), answer=text, refused=refused,
             backend=backend or self.backend, citations=verified.citations if verified and not refused else [],
-            passages=list(retrieved.passages) if retrieved else [], timings_ms=timings,
+            passages=list(passages if passages is not None else retrieved.passages if retrieved else []),
+            timings_ms=timings,
             standalone_question=standalone if standalone is not None else checked.text,
             validation=validation or Validation(), notes=[*checked.notes, *notes], confidence=confidence)
         if stream_text:

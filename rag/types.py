@@ -89,6 +89,12 @@ class Validation:
     flagged: list[str] = field(default_factory=list)       # sentences that share too little with what they cite
     uncited: list[str] = field(default_factory=list)       # sentences with no citation at all
     fallback: str | None = None                            # why the extractive answer replaced the LLM's
+    backend_error: str | None = None                       # the LLM failed (unreachable, not loadable, died
+                                                           # mid-stream): its message; the answer is extractive
+    # Compose mode only (each sentence is checked against the evidence sentences it cites):
+    dropped: list[str] = field(default_factory=list)       # sentences no evidence supports: removed from the answer
+    recited: list[str] = field(default_factory=list)       # sentences whose marker was missing or wrong, now citing
+                                                           # the evidence that supports them
 
     def to_dict(self) -> dict:
         return asdict(self)

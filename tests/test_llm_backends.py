@@ -1,20 +1,23 @@
-"""LLM backends, for real: an OpenAI-compatible HTTP server on 127.0.0.1 returning scripted completions, the
-in-process llama.cpp backend with the SmolLM2 GGUF, and a tiny random transformers model for the `hf` path.
+"""LLM backends: the in-process llama.cpp backend with the SmolLM2 GGUF, a tiny random transformers model for the
+`hf` path, and an OpenAI-compatible HTTP server on 127.0.0.1 returning scripted completions.
 
-The scripted server is a stand-in for a real LLM on purpose: these tests are about the client, citation
-validation and fallback, which need known model outputs (good, invalid and missing citations, errors, timeouts).
+The scripted server is a stand-in for a real LLM only for what a real model cannot produce on demand: known
+outputs (good, invalid and missing citations, a decline), a 500, a timeout and a stream cut off midway. The
+`openai-compatible` path against a real server (llama.cpp's own) is in tests/test_compose.py.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag import RAG, BackendError, markers
+from rag import markers
 from tiny_model import tiny_chat_model
 
 QUESTION = "Why did Russia avoid a mutual defense clause with Iran?"
@@ -26,6 +29,7 @@ SCRIPTS = {
     "unsupported": "Russia refused the clause because bananas are yellow and penguins cannot fly [1].",
     "none": "Russia is a large country with many interests and a long history.",
     "refuse": "The document does not say.",
+    "cut": "Russia refused the clause to avoid being dragged",
 }
 
 
@@ -51,9 +55,9 @@ class ScriptedLLM(BaseHTTPRequestHandler):
             return
         if mode == "slow":
             time.sleep(3)
-        self._reply(body, SCRIPTS[mode])
+        self._reply(body, SCRIPTS.get(mode, SCRIPTS["good"]), cut=mode == "cut")
 
-    def _reply(self, body: dict, text: str) -> None:
+    def _reply(self, body: dict, text: str, cut: bool = False) -> None:
         base = {"id": "x", "created": 0, "model": body.get("model", "m")}
         if not body.get("stream"):
             payload = dict(base, object="chat.completion", choices=[{"index": 0, "finish_reason": "stop",
@@ -75,6 +79,11 @@ class ScriptedLLM(BaseHTTPRequestHandler):
                                                                           "finish_reason": None}])
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
+        if cut:  # the server dies mid-stream: the connection closes with no end of stream
+            self.wfile.write(b'data: {"id": "x", "choi')
+            self.wfile.flush()
+            self.close_connection = True
+            return
         end = dict(base, object="chat.completion.chunk", choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}])
         self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
 
@@ -88,12 +97,23 @@ def server():
     httpd.shutdown()
 
 
-@pytest.fixture
-def compat_rag(essay_rag, server):
+def _scripted(essay_rag, server, mode: str):
     ScriptedLLM.requests.clear()
     settings = essay_rag.settings.updated(llm={"backend": "openai-compatible", "base_url": server,
-                                               "model": "scripted", "timeout_s": 1.0})
+                                               "model": "scripted", "timeout_s": 1.0, "mode": mode})
     return essay_rag.with_settings(settings)
+
+
+@pytest.fixture
+def compat_rag(essay_rag, server):
+    """Read mode: the LLM reads the passages and may decline."""
+    return _scripted(essay_rag, server, "read")
+
+
+@pytest.fixture
+def compose_rag(essay_rag, server):
+    """Compose mode (the default): the LLM phrases the evidence sentences the decision stage selected."""
+    return _scripted(essay_rag, server, "compose")
 
 
 def test_good_citations_are_kept_and_highlighted(compat_rag, essay_text):
@@ -136,29 +156,63 @@ def test_answer_without_citations_falls_back_to_extractive(compat_rag):
     assert answer.validation.fallback and "dragged" in answer.answer and answer.citations
 
 
-def test_llm_refusal_is_a_refusal(compat_rag):
+def test_llm_refusal_is_a_refusal_in_read_mode(compat_rag):
     ScriptedLLM.mode = "refuse"
     answer = compat_rag.ask(QUESTION)
     assert answer.refused and answer.citations == []
 
 
-def test_server_error_and_timeout_give_one_clear_message(compat_rag):
-    ScriptedLLM.mode = "error"
-    with pytest.raises(BackendError) as info:
-        compat_rag.ask(QUESTION)
-    assert "openai-compatible" in str(info.value) and "Start the server" in str(info.value)
-    ScriptedLLM.mode = "slow"
-    started = time.perf_counter()
-    with pytest.raises(BackendError, match="timed out|connect"):
-        compat_rag.ask(QUESTION)
-    assert time.perf_counter() - started < 15
+def _assert_quoted_fallback(answer, backend: str) -> None:
+    assert not answer.refused and answer.citations
+    assert answer.backend.startswith(f"extractive (fallback from {backend}")
+    assert answer.validation.fallback and set(markers.cited(answer.answer)) == {c.n for c in answer.citations}
+
+
+def test_compose_decline_falls_back_to_quotes_not_a_refusal(compose_rag):
+    """In compose mode answerability belongs to the decision stage: a model that declines anyway is overruled by
+    the evidence, quoted."""
+    ScriptedLLM.mode = "refuse"
+    answer = compose_rag.ask(QUESTION)
+    _assert_quoted_fallback(answer, "openai-compatible")
+    assert "declined" in answer.validation.fallback and answer.validation.backend_error is None
+
+
+def test_compose_prompt_holds_the_evidence_sentences_not_the_passages(compose_rag):
+    ScriptedLLM.mode = "good"
+    answer = compose_rag.ask(QUESTION)
+    prompt = ScriptedLLM.requests[-1]["messages"][-1]["content"]
+    assert "<passage" not in prompt and prompt.index("Evidence:") < prompt.index("Question:")
+    assert len(prompt) < sum(len(p.text) for p in answer.passages) / 2
+    assert answer.backend.startswith("openai-compatible") and not answer.validation.fallback
+    assert set(markers.cited(answer.answer)) == {c.n for c in answer.citations}
+    # Highlights are the evidence sentences the answer cites: whole sentences inside their passages.
+    for c in answer.citations:
+        assert c.highlights and all(c.start <= a < b <= c.end for a, b in c.highlights)
+
+
+@pytest.mark.parametrize("mode", ["read", "compose"])
+def test_server_error_timeout_and_cut_stream_answer_by_quoting_with_one_message(essay_rag, server, mode):
+    """A 500, a timeout or a stream that dies midway: one clear message (naming the backend and the fix) in
+    `validation`, and the extractive answer instead of a traceback."""
+    rag = _scripted(essay_rag, server, mode)
+    for script, problem in [("error", "request failed"), ("slow", "timed out|connect"), ("cut", "")]:
+        ScriptedLLM.mode = script
+        started = time.perf_counter()
+        answer = rag.ask(QUESTION)
+        assert time.perf_counter() - started < 15
+        _assert_quoted_fallback(answer, "openai-compatible")
+        error = answer.validation.backend_error
+        assert error and "openai-compatible" in error and "Start the server" in error, (script, error)
+        if problem:
+            assert re.search(problem, error), (script, error)
 
 
 def test_unreachable_server_names_backend_and_fix(essay_rag):
     settings = essay_rag.settings.updated(llm={"backend": "openai-compatible", "base_url": "http://127.0.0.1:9/v1",
                                                "timeout_s": 2.0})
-    with pytest.raises(BackendError, match="cannot connect.*Start the server"):
-        essay_rag.with_settings(settings).ask(QUESTION)
+    answer = essay_rag.with_settings(settings).ask(QUESTION)
+    _assert_quoted_fallback(answer, "openai-compatible")
+    assert re.search("cannot connect.*Start the server", answer.validation.backend_error)
 
 
 def test_followup_is_rewritten_by_the_llm(compat_rag):
@@ -170,20 +224,27 @@ def test_followup_is_rewritten_by_the_llm(compat_rag):
     assert any("Standalone question:" in r["messages"][-1]["content"] for r in ScriptedLLM.requests)
 
 
-def test_missing_or_unknown_backends_fail_clearly(essay_rag):
-    for llm, match in [({"backend": "llamacpp", "model_path": "/nowhere/model.gguf"}, "model file not found"),
-                       ({"backend": "ollama", "model": None}, "no model given"),
-                       ({"backend": "hf", "model": "/nowhere/model"}, "cannot load"),
-                       ({"backend": "openai-compatible", "base_url": None}, "no base_url")]:
-        with pytest.raises(BackendError, match=match):
-            essay_rag.with_settings(essay_rag.settings.updated(llm=llm)).ask(QUESTION)
+def test_missing_or_unknown_backends_fail_clearly(essay_rag, tmp_path):
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(b"GGUF" + b"\0" * 4096)
+    cases = [({"backend": "llamacpp", "model_path": "/nowhere/model.gguf"}, "model file not found"),
+             ({"backend": "ollama", "model": None}, "no model given"),
+             ({"backend": "hf", "model": "/nowhere/model"}, "cannot load"),
+             ({"backend": "openai-compatible", "base_url": None}, "no base_url")]
+    if importlib.util.find_spec("llama_cpp"):
+        cases.append(({"backend": "llamacpp", "model_path": str(truncated)}, "could not load truncated.gguf"))
+    for llm, match in cases:
+        answer = essay_rag.with_settings(essay_rag.settings.updated(llm=llm)).ask(QUESTION)
+        _assert_quoted_fallback(answer, llm["backend"])
+        assert re.search(match, answer.validation.backend_error), answer.validation.backend_error
 
 
 @pytest.mark.slow
-def test_llamacpp_smollm2_loads_streams_and_is_validated(essay_rag):
+@pytest.mark.parametrize("mode", ["compose", "read"])
+def test_llamacpp_smollm2_loads_streams_and_is_validated(essay_rag, mode):
     pytest.importorskip("llama_cpp", reason="install the llamacpp extra (CI does)")
     settings = essay_rag.settings.updated(llm={"backend": "llamacpp", "model_path": "smollm2", "max_tokens": 60,
-                                               "n_ctx": 2048})
+                                               "n_ctx": 2048, "mode": mode})
     rag = essay_rag.with_settings(settings)
     assert rag.backend == "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf"
     events = list(rag.stream(QUESTION))

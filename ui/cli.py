@@ -27,6 +27,14 @@ def register(app: typer.Typer, load: Callable[[typer.Context], "Settings"]) -> N
             "--insecure-no-auth", help="Serve beyond this machine (a --host other than loopback, or --share) "
                                        "without ui.auth. Anyone who reaches it can read the documents and upload "
                                        "files.")] = False,
+        llm: Annotated[Optional[str], typer.Option(help="The LLM the generator picker offers: openai | "
+                                                   "openai-compatible | ollama | llamacpp | hf.")] = None,
+        model: Annotated[Optional[str], typer.Option(help="Model name for the LLM backend.")] = None,
+        base_url: Annotated[Optional[str], typer.Option(help="Server URL (openai-compatible, ollama).")] = None,
+        model_path: Annotated[Optional[str], typer.Option(help="GGUF file for llamacpp, or 'smollm2' / "
+                                                          "'qwen'.")] = None,
+        mode: Annotated[Optional[str], typer.Option(help="LLM writer mode: compose (phrase the selected "
+                                                    "evidence, the default) or read.")] = None,
     ) -> None:
         """Chat with the documents in the browser: streamed answers, highlighted sources, uploads.
 
@@ -36,6 +44,15 @@ def register(app: typer.Typer, load: Callable[[typer.Context], "Settings"]) -> N
 
         err = Console(stderr=True)
         settings = load(ctx)
+        changes = {k: v for k, v in {"backend": llm, "model": model, "base_url": base_url,
+                                     "model_path": model_path, "mode": mode}.items() if v is not None}
+        try:
+            if changes:
+                settings = settings.updated(llm=changes)
+        except ValueError as exc:
+            err.print(f"[red]Error:[/red] invalid LLM option: {escape(str(exc).splitlines()[0])} "
+                      f"({escape('; '.join(str(exc).splitlines()[1:3]).strip())})", highlight=False)
+            raise typer.Exit(2)
         try:
             from rag import IndexStoreError, ModelLoadError, RagError
             from ui.app import launch
