@@ -157,7 +157,9 @@ def _load_pdf(path: Path, data: bytes) -> tuple[str, str | None]:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise DocumentError(path, f"is not a readable PDF ({exc})") from None
-    text = "\n\n".join(p for p in pages if p)
+    # Pages are separated by a form feed on its own line (pdftotext's convention), empty pages kept, so a viewer can
+    # number pages by counting "\f"; chunking and sentence splitting read the line as blank (tests/test_ui_viewer).
+    text = "\n\f\n".join(pages)
     if not text.strip():
         raise DocumentError(path, "PDF has no extractable text (a scanned image?); run OCR on it first")
     return text, meta_title

@@ -5,11 +5,13 @@ one client, follow-ups, errors, and several clients at once. Plus the rendering 
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import pytest
-from ui_support import make_settings, serve
+from ui_support import (  # noqa: F401 (the shared fixtures are imported to be used)
+    app_url, make_settings, serve, ui_rag, ui_root, ui_settings)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -23,26 +25,6 @@ ON_TOPIC = [
     "How do Russia and Iran cooperate?",
 ]
 OFF_TOPIC = ["What is the population of Iran?", "What is the boiling point of tungsten?"]
-
-
-@pytest.fixture(scope="module")
-def ui_settings(tmp_path_factory):
-    return make_settings(tmp_path_factory.mktemp("ui-client"))
-
-
-@pytest.fixture(scope="module")
-def ui_rag(ui_settings):
-    from rag import RAG
-
-    return RAG.from_settings(ui_settings)
-
-
-@pytest.fixture(scope="module")
-def app_url(ui_settings, ui_rag):
-    from ui.app import build_app
-
-    with serve(build_app(ui_settings, ui_rag), ui_settings) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -164,16 +146,18 @@ def test_history_is_parsed_into_capped_turns():
         _parse_history([{"role": "user", "content": 3}])
 
 
-def test_unreachable_backend_is_a_readable_error(ui_settings, ui_rag):
+def test_unreachable_backend_answers_by_quoting_with_a_readable_message(ui_settings, ui_rag):
     from gradio_client import Client
-    from gradio_client.exceptions import AppError
     from ui.app import build_app
 
     settings = ui_settings.updated(llm={"backend": "openai-compatible", "base_url": "http://127.0.0.1:9/v1",
                                         "timeout_s": 5})
     with serve(build_app(settings, ui_rag.with_settings(settings)), settings) as url:
-        with pytest.raises(AppError, match="openai-compatible.*cannot connect"):
-            Client(url, verbose=False).predict(Q_DEFENSE, api_name="/ask")
+        result = Client(url, verbose=False).predict(Q_DEFENSE, api_name="/ask")
+    # The API still answers, by quoting, and says why in `validation` (the same JSON as `rag ask --json`).
+    assert not result["refused"] and result["citations"]
+    assert result["backend"].startswith("extractive (fallback from openai-compatible")
+    assert re.search("openai-compatible.*cannot connect", result["validation"]["backend_error"])
 
 
 def test_concurrent_clients_all_get_complete_answers(app_url, ui_rag):

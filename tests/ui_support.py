@@ -66,8 +66,44 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, full_page: bool | None = None) -> Path:
+    """Save a screenshot under test-artifacts/: the whole page, except on a phone-sized window, where the
+    window itself is what a user sees (a full-page shot paints the fixed bottom tab bar mid-page)."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
+    if full_page is None:
+        full_page = (page.viewport_size or {}).get("width", 1440) > 480
+    page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+# -- fixtures shared by the UI test modules (imported by each; module scope: one app per module) ------------------
+@pytest.fixture(scope="module")
+def ui_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("ui")
+
+
+@pytest.fixture(scope="module")
+def ui_settings(ui_root):
+    return make_settings(ui_root)
+
+
+@pytest.fixture(scope="module")
+def ui_rag(ui_settings):
+    from rag import RAG
+
+    return RAG.from_settings(ui_settings)  # builds the bundled essay into the empty tmp index
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def app_url(ui_settings, ui_rag):
+    from ui.app import build_app
+
+    with serve(build_app(ui_settings, ui_rag), ui_settings) as url:
+        yield url

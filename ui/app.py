@@ -1,6 +1,13 @@
-"""The Gradio app: layout and event wiring only (rendering is in `ui.render`, answering in `ui.chat`, upload
-reports in `ui.documents`, the RAG of each session configuration in `ui.engines`, document sets and stored uploads
-in `rag.docsets`).
+"""The Gradio app: layout and event wiring only (rendering is in `ui.render`, answering and opening documents in
+`ui.chat`, the document viewer in `ui.viewer`, the page's CSS and script in `ui.assets`, upload reports in
+`ui.documents`, the RAG of each session configuration in `ui.engines`, document sets and stored uploads in
+`rag.docsets`).
+
+One reset: "New chat" and the Chatbot's own Clear (trash) run the same handler, which replaces the whole session
+(messages, answers and the follow-up history) and empties the sources and the viewer; before, Clear emptied only
+the messages and the next question still carried the cleared conversation as follow-up context. The viewer is
+opened by the page script through a hidden textbox and button (`open_document`, not queued: it only reads memory,
+so it never waits behind answers being written).
 
 `build_app()` constructs the Blocks without launching it, so tests can start it on a free port; `launch()` is
 what `rag chat` runs. The RAG (embedding model + index) is created once per process and shared by every session;
@@ -27,7 +34,6 @@ import inspect
 import ipaddress
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -38,8 +44,8 @@ import gradio as gr
 
 from rag import RAG, IndexStoreError, RagError, Settings
 from rag.types import Turn
-from ui import render
-from ui.chat import EXAMPLES, Session, clip_question, respond, sources_for_message, with_note
+from ui import assets, render
+from ui.chat import EXAMPLES, Session, clip_question, open_document, respond, sources_for_message, with_note
 from ui.documents import CURRENT_SET, NEW_SET, add_documents
 from ui.engines import DEFAULT_SET, ChatConfig, Engines
 from ui.evaluation import build_eval_tab
@@ -48,21 +54,35 @@ log = logging.getLogger(__name__)
 
 TITLE = "Ask the documents"
 ANSWERING = "answering"
-INTRO = ("Answers come only from the indexed documents. Every claim carries a numbered citation: click it to see "
-         "the passage, with the supporting sentences highlighted. If the documents don't say, you get a refusal, "
+INTRO = ("Answers come only from the documents. Every claim carries a numbered citation: point at it for the quote, "
+         "click it to open the whole document at that spot. If the documents don't say, you get “Not answered”, "
          "not a guess.")
+# Shown only on phones (<= 480 px, see ui.assets): the chat and its sources as two tabs of one pane.
+PANE_TABS = ('<div role="tablist" aria-label="Chat or sources">'
+             '<button type="button" role="tab" data-pane-target="chat" aria-selected="true">Chat</button>'
+             '<button type="button" role="tab" data-pane-target="sources" aria-selected="false">Sources</button>'
+             "</div>")
+
+
+def titles_phrase(docs, limit: int = 3) -> str:
+    """The documents named by title, for the first thing a reader sees: “A”, “B” and 3 more."""
+    titles = list(dict.fromkeys(d.title for d in docs))
+    named = ", ".join(f"“{render.md_escape(t)}”" for t in titles[:limit])
+    return named + (f" and {len(titles) - limit} more" if len(titles) > limit else "")
 
 
 def status_line(engines: Engines, config: ChatConfig) -> str:
-    """The line above the chat: which generator answers, over which documents, with what retrieval budget."""
+    """The line above the chat, in plain words: which documents (by title) and who writes the answers."""
     try:
         rag = engines.rag(config)
         docs = rag.documents()
-        chunks = sum(d.chunks for d in docs)
-        where = render.md_escape(render.cap(engines.set_label(config.set)))
-        return (f"**Generator:** `{rag.backend}` · **Documents:** {where} ("
-                f"{render.plural(len(docs), 'document')}, {render.plural(chunks, 'chunk')}) · "
-                f"**Retrieval:** top {config.k} passages, ≤ {config.budget:,} characters")
+        where = render.md_escape(engines.set_label(config.set))
+        writer = ("quoted word for word from the documents (extractive, no AI model)"
+                  if config.generator == "extractive" or not engines.llm_configured
+                  else f"written by a language model (`{rag.backend}`), checked against the documents")
+        named = titles_phrase(docs) if docs else "none yet: add your own under “Add your own documents”"
+        return (f"**Documents** ({where}, {render.plural(len(docs), 'document')}): {named} · "
+                f"**Answers:** {writer}")
     except Exception as exc:  # the status line must render even when a set cannot be opened
         log.warning("Status line failed: %s", exc)
         return f"**Cannot use these settings:** {render.md_escape(str(exc))}"
@@ -76,16 +96,18 @@ def documents_md(engines: Engines, config: ChatConfig) -> str:
 
 
 def chat_look(engines: Engines, config: ChatConfig) -> dict:
-    """Example questions only where they can be answered: on a set that holds the bundled essay."""
+    """The empty chat names the documents by title; example questions only where they can be answered (on a set
+    that holds the bundled essay)."""
     try:
         essay = engines.sets.holds_bundled_essay(config.set)
+        docs = engines.sets.documents(config.set)
     except Exception:
-        essay = False
+        essay, docs = False, []
+    about = f"**Ask about {titles_phrase(docs)}.**" if docs else \
+        f"**Ask about the documents in {render.md_escape(engines.set_label(config.set))}.**"
     if essay:
-        return {"examples": [{"text": q} for q in EXAMPLES],
-                "placeholder": "**Ask about the documents** — or start with one of these questions:"}
-    return {"examples": None,
-            "placeholder": f"**Ask about the documents in {render.md_escape(engines.set_label(config.set))}.**"}
+        return {"examples": [{"text": q} for q in EXAMPLES], "placeholder": f"{about} Or try one of these:"}
+    return {"examples": None, "placeholder": about}
 
 
 def guarded(outputs: int):
@@ -232,43 +254,46 @@ def build_app(settings: Settings, rag: RAG | None = None) -> gr.Blocks:
         session = gr.State(Session())
         config = gr.State(start)
 
-        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="intro")
         status = gr.Markdown(status_line(engines, start), elem_id="status-line")
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Chat", id="chat-tab", elem_id="chat-tab"):
+                gr.HTML(PANE_TABS, elem_id="pane-tabs", padding=False)
                 with gr.Row(equal_height=False):
-                    with gr.Column(scale=3, min_width=420):
-                        chatbot = gr.Chatbot(value=[], label="Conversation", elem_id="chat", height=560, autoscroll=True,
-                                             buttons=["copy"], **chat_look(engines, start))
+                    with gr.Column(scale=3, min_width=420, elem_id="chat-col"):
+                        chatbot = gr.Chatbot(value=[], label="Conversation", show_label=False, elem_id="chat",
+                                             height=560, autoscroll=True, buttons=["copy"],
+                                             **chat_look(engines, start))
                         with gr.Row(equal_height=True):
-                            question = gr.Textbox(placeholder="Ask a question about the documents…", show_label=False,
-                                                  container=False, scale=6, max_lines=5, autofocus=True,
+                            question = gr.Textbox(placeholder="Ask a question…", label="Your question",
+                                                  show_label=False, container=False, scale=6, max_lines=5,
                                                   elem_id="question")
                             ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
-                            new_chat = gr.Button("New chat", variant="secondary", scale=1, min_width=120, elem_id="new-chat")
+                            new_chat = gr.Button("New chat", variant="secondary", scale=1, min_width=120,
+                                                 elem_id="new-chat")
 
-                    with gr.Column(scale=2, min_width=360):
+                    with gr.Column(scale=2, min_width=360, elem_id="sources-col"):
                         sources = gr.HTML(render.empty_panel(), css_template=render.PANEL_CSS, elem_id="sources",
                                           max_height=760, container=True, padding=True)
+                        # The viewer's box never changes on the server: the page script fills #viewer-body with the
+                        # rendering that arrives in the hidden #viewer-data (see on_open below for why).
+                        gr.HTML('<div id="viewer-body"></div>', elem_id="viewer", container=True, padding=True)
+                        viewer_data = gr.Textbox(visible="hidden", elem_id="viewer-data", label="Viewer data")
+                        # The page script's way to a handler: it writes the request here and clicks the button.
+                        viewer_request = gr.Textbox(visible="hidden", elem_id="viewer-request",
+                                                    label="Viewer request")
+                        viewer_open = gr.Button("Open", visible="hidden", elem_id="viewer-open")
                 with gr.Row(equal_height=False):
-                    with gr.Column(scale=1, min_width=360):
-                        with gr.Accordion("Settings: documents, generator, retrieval", open=False, elem_id="settings"):
+                    with gr.Column(scale=1, min_width=300):
+                        with gr.Accordion("Documents", open=False, elem_id="documents-panel"):
                             set_choice = gr.Dropdown(engines.set_choices(), value=start.set, label="Document set",
-                                                     info="The default index, or a set you created by uploading.",
-                                                     elem_id="set-choice")
-                            generator = gr.Radio(engines.generator_choices(), value=start.generator, label="Answer generator",
-                                                 info="The LLM option appears when settings configure one (llm.backend).",
-                                                 elem_id="generator")
-                            with gr.Row():
-                                k = gr.Slider(1, 20, value=start.k, step=1, label="Passages given to the generator (k)",
-                                              elem_id="k")
-                                budget = gr.Slider(500, 10000, value=start.budget, step=100,
-                                                   label="Context budget (characters)", elem_id="budget")
-
-                    with gr.Column(scale=1, min_width=360):
+                                                     info="The default documents, or a set you created by "
+                                                          "uploading.", elem_id="set-choice")
+                            documents = gr.Markdown(documents_md(engines, start), elem_id="documents")
+                    with gr.Column(scale=1, min_width=300):
                         with gr.Accordion("Add your own documents", open=False, elem_id="upload"):
-                            gr.Markdown(f"Text, Markdown, HTML or PDF, up to {settings.ui.max_upload_mb:g} MB each. Files "
-                                        "are indexed into the chosen set; then ask about them in the chat.")
+                            gr.Markdown(f"Text, Markdown, HTML or PDF, up to {settings.ui.max_upload_mb:g} MB each. "
+                                        "Files are added to the chosen set; then ask about them in the chat.")
                             files = gr.File(label="Files", file_count="multiple", type="filepath", height=140,
                                             elem_id="upload-files")
                             with gr.Row():
@@ -278,7 +303,17 @@ def build_app(settings: Settings, rag: RAG | None = None) -> gr.Blocks:
                                                       elem_id="new-set-name")
                             add = gr.Button("Add to index", variant="primary", elem_id="add-files")
                             upload_status = gr.Markdown(elem_id="upload-status")
-                            documents = gr.Markdown(documents_md(engines, start), elem_id="documents")
+                    with gr.Column(scale=1, min_width=300):
+                        with gr.Accordion("Advanced", open=False, elem_id="settings"):
+                            generator = gr.Radio(engines.generator_choices(), value=start.generator,
+                                                 label="Who writes the answer",
+                                                 info="Quoting needs no AI model; a language model appears here "
+                                                      "when one is configured.", elem_id="generator")
+                            k = gr.Slider(1, 20, value=start.k, step=1, label="How many passages to read (k)",
+                                          elem_id="k")
+                            budget = gr.Slider(500, 10000, value=start.budget, step=100,
+                                               label="How much text to read (characters, the context budget)",
+                                               elem_id="budget")
             with gr.Tab("Evaluation", id="eval-tab", elem_id="eval-tab"):
                 build_eval_tab(engines, config, guarded, ANSWERING)
 
@@ -300,13 +335,32 @@ def build_app(settings: Settings, rag: RAG | None = None) -> gr.Blocks:
         chatbot.example_select(on_example, None, question, api_name="example", api_visibility="private").then(
             api_name="chat_example", **chat_io)
 
-        @guarded(4)
+        @guarded(5)
         def on_new_chat():
+            """The one reset: the chat, the sources panel, the viewer and the follow-up context (the session's
+            history) all start over, whichever control asked for it."""
             fresh = Session()
-            return fresh.messages, render.empty_panel(), "", fresh
+            return fresh.messages, render.empty_panel(), "", fresh, ""
 
-        new_chat.click(on_new_chat, None, [chatbot, sources, question, session], api_name="new_chat",
-                       api_visibility="private")
+        reset_io = dict(fn=on_new_chat, inputs=None, outputs=[chatbot, sources, question, session, viewer_data],
+                        api_visibility="private")
+        new_chat.click(api_name="new_chat", **reset_io)
+        chatbot.clear(api_name="clear_chat", **reset_io)  # Gradio's trash button does exactly the same
+
+        @guarded(2)
+        def on_open(request: str, state: Session):
+            html_out, panel = open_document(engines, state, request)
+            return html_out, panel if panel is not None else gr.skip()
+
+        # Not queued: opening a document must not wait behind answers being written (it reads memory only).
+        # The rendering goes to a hidden textbox and the page script puts it in place, not through gr.HTML: Gradio's
+        # HTML component updates by parsing the new HTML and diffing it node by node against the old, which for a
+        # 1 MB document took 300–500 ms per open in headless Chromium (the first open 170 ms); set directly it is
+        # parsed once.
+        viewer_open.click(on_open, [viewer_request, session], [viewer_data, sources], api_name="open_document",
+                          api_visibility="private", queue=False, show_progress="hidden").then(
+            None, [viewer_data], None, js="(html) => { window.ragUi && window.ragUi.show(html); }",
+            api_visibility="private", queue=False, show_progress="hidden")
 
         @guarded(1)
         def on_select(evt: gr.SelectData, state: Session):
@@ -336,7 +390,7 @@ def build_app(settings: Settings, rag: RAG | None = None) -> gr.Blocks:
         def on_add(paths: list[str] | None, where: str, name: str, cfg: ChatConfig, progress=gr.Progress()):
             result = add_documents(engines, paths, where, name, cfg,
                                    lambda frac, desc: progress(frac, desc=desc))
-            if result.problems:
+            if result.problems:  # (toasts sit at the bottom of the page, see ui.assets: never over the status)
                 gr.Warning("Some files were not added: " + "; ".join(p.replace("**", "") for p in result.problems))
             return (result.message, result.config, gr.update(choices=engines.set_choices(), value=result.config.set),
                     status_line(engines, result.config), documents_md(engines, result.config),
@@ -631,6 +685,8 @@ def launch_options(settings: Settings) -> dict:
         "auth": credentials_checker(pairs) if pairs else None,
         "max_file_size": int(settings.ui.max_upload_mb * 1_000_000),
         "theme": gr.themes.Soft(),
+        "css": assets.CSS,
+        "head": assets.HEAD,
         "footer_links": ["api", "gradio"],
     }
     if pairs:

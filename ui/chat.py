@@ -16,7 +16,7 @@ import gradio as gr
 
 from rag import Answer, BackendError, DocumentError, RagError
 from rag.types import Turn
-from ui import render
+from ui import citations, render, viewer
 from ui.engines import ChatConfig, Engines
 
 log = logging.getLogger(__name__)
@@ -38,15 +38,18 @@ class Session:
     message_turns: list[int | None] = field(default_factory=list)  # answer index behind each shown message
     history: list[Turn] = field(default_factory=list)        # the plain conversation, for the pipeline
     answers: list[Answer] = field(default_factory=list)
+    answer_sets: list[str] = field(default_factory=list)     # the document set each answer came from
 
     def add(self, role: str, content: str, turn: int | None) -> None:
         self.messages.append({"role": role, "content": content})
         self.message_turns.append(turn)
 
-    def remember(self, question: str, answer: Answer, max_chars: int, max_turns: int) -> None:
+    def remember(self, question: str, answer: Answer, max_chars: int, max_turns: int, set_key: str = "") -> None:
         """Keep a finished answer and its exchange: each turn capped at the question limit and only the newest
-        `max_turns` turns kept, as in API history, so a session's conversation never outgrows what it is read for."""
+        `max_turns` turns kept, as in API history, so a session's conversation never outgrows what it is read for.
+        `set_key` is the document set it was answered from, where the viewer reads its documents."""
         self.answers.append(answer)
+        self.answer_sets.append(set_key)
         self.history += Turn.parse_history([Turn("user", question), Turn("assistant", answer.answer)],
                                            max_chars=max_chars)
         del self.history[:max(0, len(self.history) - max_turns)]
@@ -122,7 +125,7 @@ def respond(engines: Engines, question: str, session: Session, config: ChatConfi
         return
 
     answer = with_note(answer, clipped)
-    session.remember(question, answer, limits.max_question_chars, limits.max_history_turns)
+    session.remember(question, answer, limits.max_question_chars, limits.max_history_turns, config.set)
     session.messages[-1]["content"] = render.answer_message(answer, turn)
     yield session.messages, render.sources_panel(answer, turn, turn + 1), "", session
 
@@ -136,3 +139,63 @@ def sources_for_message(session: Session, index: int | None) -> str | None:
         return None
     return render.sources_panel(session.answers[turn], turn, turn + 1)
 
+
+
+def open_document(engines: Engines, session: Session, request: str) -> tuple[str, str | None]:
+    """The document viewer for a page request (`ui.citations.parse_request`: chip k or passage n of answer `turn`)
+    and the sources panel of that answer (None when there is none), so a marker in an older answer shows its own
+    sources behind the viewer. Every failure is a message in the viewer, never an exception."""
+    parsed = citations.parse_request(request)
+    if parsed is None:
+        return viewer.message_html("Nothing to show", "That citation could not be read; click it again."), None
+    kind, turn, number, open_id = parsed
+    if turn >= len(session.answers):
+        return viewer.message_html("Nothing to show", "This answer is no longer in the conversation (it was "
+                                   "cleared, or it is still being written).", open_id), None
+    answer = session.answers[turn]
+    panel = render.sources_panel(answer, turn, turn + 1)
+    chips = [ch for ch in citations.chips(answer) if any(c.n == ch.n for c in answer.citations)]
+    spans: tuple[tuple[int, int], ...] = ()
+    position = None
+    neighbours: tuple[citations.Chip | None, citations.Chip | None] = (None, None)
+    if kind == "c":
+        chip = next((ch for ch in chips if ch.k == number), None)
+        if chip is None:
+            return viewer.message_html("Nothing to show", "This marker names no passage of the answer.", open_id), \
+                panel
+        current = next(c for c in answer.citations if c.n == chip.n)
+        spans = chip.spans
+        i = chips.index(chip)
+        position = (i + 1, len(chips))
+        neighbours = (chips[i - 1] if i > 0 else None, chips[i + 1] if i + 1 < len(chips) else None)
+    else:
+        passage = next((p for p in answer.passages if p.n == number), None)
+        if passage is None:
+            return viewer.message_html("Nothing to show", "This answer has no such passage.", open_id), panel
+        current = next((c for c in answer.citations if c.n == number), None) or \
+            _as_citation(passage)
+        spans = tuple(map(tuple, current.highlights))
+    set_key = session.answer_sets[turn] if turn < len(session.answer_sets) else ""
+    try:
+        rag = engines.sets.open(set_key or ChatConfig().set)
+        text = rag.document_text(current.source)
+        kind_of = next((d.kind for d in rag.documents() if d.source == current.source), "text")
+    except KeyError:
+        return viewer.message_html(current.title, "This document is no longer in the index, so it cannot be "
+                                   "shown whole; its passage is still in the sources.", open_id), panel
+    except Exception as exc:  # a set that cannot be opened: say so in the viewer
+        log.warning("Viewer could not read %s: %s", current.source, exc)
+        return viewer.message_html(current.title, f"The document could not be read ({exc}).", open_id), panel
+    note = ""
+    if not current.located_in(text):
+        note = ("The document has changed since this answer was given; the marks may no longer line up with the "
+                "cited text.")
+    html_out = viewer.viewer_html(open_id=open_id, answer=answer, turn=turn, text=text, kind=kind_of,
+                                  current=current, spans=spans, position=position, neighbours=neighbours, note=note)
+    return html_out, panel
+
+
+def _as_citation(passage):
+    from rag import Citation
+
+    return Citation.of(passage)

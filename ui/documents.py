@@ -70,8 +70,11 @@ def add_documents(engines: Engines, files: Sequence[str] | None, target: str, ne
             unchanged = [saved_names[s] for s in report.unchanged if s in saved_names]
         chunks = {d.source: d.chunks for d in rag.documents()}
         lines = []
+        if target == NEW_SET and key != " ".join((new_name or "").split()):
+            lines.append(f"The set name “{(new_name or '').strip()}” was changed to **{key}**: set names keep only "
+                         "lower-case letters, digits, '.', '_' and '-'.")
         if added:
-            details = ", ".join(f"**{p.name}** ({plural(chunks.get(str(p.resolve()), 0), 'chunk')})"
+            details = ", ".join(f"**{p.name}** ({plural(chunks.get(str(p.resolve()), 0), 'passage')})"
                                 for p in saved if p.name in added)
             them = "it" if len(added) == 1 else "them"
             lines.append(f"**Added** {details} to {label}. Ask about {them} in the chat.")

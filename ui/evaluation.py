@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import gradio as gr
 
@@ -85,8 +86,10 @@ def build_eval_tab(engines: Engines, config: gr.State, guarded, concurrency_id: 
     table = gr.Dataframe(headers=["Section", "Metric", "Value", "Target", ""], interactive=False,
                          elem_id="eval-table", wrap=True)
     gr.Markdown("### Failing questions")
+    # Fixed column shares and wrapping cells (CSS in ui.assets): at 1440 px the answers used to run off-screen.
     failures = gr.Dataframe(headers=["Id", "Type", "Question", "Answer", "Why it fails"], interactive=False,
-                            elem_id="eval-failures", wrap=True)
+                            elem_id="eval-failures", wrap=True, column_widths=["9%", "10%", "24%", "35%", "22%"])
+    report_link = gr.Markdown(elem_id="eval-report-link")
     report = gr.File(label="Full HTML report (answers, citations, expected evidence)", elem_id="eval-report")
 
     @guarded(4)
@@ -96,5 +99,13 @@ def build_eval_tab(engines: Engines, config: gr.State, guarded, concurrency_id: 
         except ValueError as exc:
             return f"**Cannot evaluate:** {exc}", [], [], None
 
+    def on_report(path: str | None) -> str:
+        """A link that opens the report in the browser. `path` is the File component's copy in Gradio's cache,
+        which Gradio serves (the file written by the run lies outside what it may serve)."""
+        if not path:
+            return ""
+        return f'<a href="gradio_api/file={quote(str(path))}" target="_blank" rel="noopener" id="eval-report-open">' \
+               "Open the full HTML report</a> (answers, citations and the expected evidence of every question)."
+
     run.click(on_run, [split, config], [summary, table, failures, report], api_visibility="private",
-              concurrency_id=concurrency_id)
+              concurrency_id=concurrency_id).then(on_report, report, report_link, api_visibility="private")

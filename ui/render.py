@@ -1,25 +1,30 @@
-"""Turn answers into what the chat shows: the answer with linked citation markers, and the sources panel.
+"""Turn answers into what the chat shows: the answer with citation markers, and the sources panel.
 
 Rendering is kept apart from the Gradio wiring so it can be read and tested on its own. Everything here returns
 strings: inline HTML inside the chat's markdown, or the sources panel's HTML. Every piece of document or answer
 text is escaped, because uploaded documents are untrusted.
 
 How a reader connects a claim to its evidence: each citation number gets a colour; the marker `[n]` in the answer
-is a coloured chip that links (plain `#anchor`) to the card `src-<turn>-<n>` in the sources panel, and that card
-has the same colour on its edge and on the `<mark>` over the exact supporting sentences. Hovering a chip shows the
-supporting sentence as a tooltip (the link's title).
+is a chip (`a.cite`, still a plain `#src-<turn>-<n>` link without script) labelled "Citation n: <document>,
+<section>" and carrying its own claim's supporting sentences (`ui.citations`) for the popover. The page script
+(`ui.assets`) opens the document viewer (`ui.viewer`) on click or Enter and shows the popover on hover, focus and
+tap; the claim the marker ends is a `span.claim` it highlights. Colours are Okabe–Ito hues, darkened where needed
+so every one is at least 3:1 against a white page (WCAG's contrast for non-text marks; tests/test_ui_viewer.py
+computes it), and colour is never the only cue: marks are underlined, the current one also outlined.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from rag import Answer, Citation, Passage, markers
+from ui import citations
 
-# Distinct hues (blue, amber, green, rose, violet, cyan), used translucently so they read in light and dark themes.
-PALETTE = ["37, 99, 235", "217, 119, 6", "5, 150, 105", "190, 24, 93", "124, 58, 237", "8, 145, 178"]
+# Okabe–Ito blue, vermillion, bluish green, reddish purple and orange; green, purple and orange darkened so each is
+# >= 3:1 against white (5.2, 3.9, 5.3, 6.1, 4.7). Tints of them sit behind text; the solid colour draws the lines.
+PALETTE = ["0, 114, 178", "213, 94, 0", "0, 122, 90", "170, 51, 119", "166, 100, 0"]
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~$])")
 
@@ -30,14 +35,18 @@ PANEL_CSS = """
 .sources .hint { opacity: 0.75; font-size: 0.85rem; margin: 0 0 0.75rem 0; }
 .sources .card { border: 1px solid rgba(128, 128, 128, 0.3); border-left-width: 5px; border-radius: 8px;
   padding: 0.55rem 0.75rem; margin: 0 0 0.75rem 0; scroll-margin-top: 1rem; }
-.sources .card:target { box-shadow: 0 0 0 3px rgba(250, 204, 21, 0.8); }
+.sources .card:target { box-shadow: 0 0 0 2px rgba(100, 116, 139, 0.7); }
 .sources .head { display: flex; gap: 0.5rem; align-items: baseline; flex-wrap: wrap; }
 .sources .num { font-weight: 700; border-radius: 6px; padding: 0 0.4rem; }
 .sources .title { font-weight: 600; }
 .sources .meta { opacity: 0.7; font-size: 0.8rem; margin: 0.1rem 0 0.35rem 0; }
 .sources .text { white-space: pre-wrap; margin: 0; }
 .sources .text .dim { opacity: 0.72; }
-.sources mark { color: inherit; border-radius: 3px; padding: 0 1px; }
+.sources mark { color: inherit; border-radius: 3px; padding: 0 1px; text-underline-offset: 3px; }
+.sources .show { margin-top: 0.4rem; border: 1px solid rgba(100, 116, 139, 0.6); border-radius: 6px;
+  padding: 0.1rem 0.55rem; background: transparent; color: inherit; font: inherit; font-size: 0.85rem;
+  cursor: pointer; }
+.sources .show:focus-visible { outline: 3px solid rgb(0, 114, 178); outline-offset: 1px; }
 .sources .cited-for { font-size: 0.85rem; margin: 0 0 0.35rem 0; }
 .sources details { margin-top: 0.5rem; }
 .sources summary { cursor: pointer; font-weight: 600; opacity: 0.85; }
@@ -87,39 +96,61 @@ def supporting_text(citation: Citation) -> str:
     return " … ".join(" ".join(p.split()) for p in parts)
 
 
-def chip(n: int, turn: int, tooltip: str = "") -> str:
-    """A citation marker: a coloured `[n]` that jumps to the passage card (plain anchor link, no script)."""
-    title = f' title="{_attr(tooltip)}"' if tooltip else ""
-    return (f'<a href="#{anchor(turn, n)}"{title} style="text-decoration:none;font-weight:600;font-size:0.85em;'
-            f'padding:0 0.3em;border-radius:5px;color:inherit;background:rgba({colour(n)},0.22);'
-            f'border:1px solid rgba({colour(n)},0.6)">[{n}]</a>')
+# Separates the fields of a chip's title (see `chip`); a character no document is expected to contain.
+CHIP_FIELDS = "\u241e"
+
+
+def chip(n: int, turn: int, k: int = 0, info: citations.Chip | None = None, citation: Citation | None = None) -> str:
+    """A citation marker: a coloured `[n]` link (to the passage card, so it works without script) that the page
+    script turns into a popover and the document viewer.
+
+    The Chatbot's HTML sanitizer keeps only `id`, `class`, `href`, `style` and `title` (it drops `data-*` and
+    `aria-*`), so what the script needs travels in those: the id `cite-<turn>-<k>` names the chip, and the title
+    holds the accessible name ("Citation 1: <document>, <section>"), where it is and the claim's quote, separated
+    by CHIP_FIELDS. The script moves them into `aria-label` and data attributes and removes the title, so there is
+    no native tooltip."""
+    rgb = colour(n)
+    title = ""
+    if citation is not None:
+        label = f"Citation {n}: " + (f"{citation.title}, {citation.section}" if citation.section else citation.title)
+        where = f"{citation.title} — § {citation.section}" if citation.section else citation.title
+        quote = _shorten(info.quote, 600) if info is not None and info.quote else ""
+        fields = [" ".join(f.replace(CHIP_FIELDS, " ").split()) for f in (label, where, quote)]
+        title = f' title="{_attr(CHIP_FIELDS.join(fields))}"'
+    return (f'<a class="cite" id="cite-{turn}-{k}" href="#{anchor(turn, n)}"{title} '
+            f'style="text-decoration:underline 2px rgb({rgb});text-underline-offset:2px;font-weight:600;'
+            f'font-size:0.85em;padding:0 0.3em;border-radius:5px;color:inherit;background:rgba({rgb},0.16);'
+            f'border:1px solid rgb({rgb})">[{n}]</a>')
 
 
 def _claims(text: str) -> list[tuple[markers.Marker, str]]:
-    """Each citation marker of `text` with the claim it is attached to: the plain text before it, back to the
-    previous marker (adjacent markers, as in "… wars [2][3].", share one claim)."""
-    found = markers.find(text)
-    out, claim_start = [], 0
-    for i, m in enumerate(found):
-        segment = markers.replace(text[claim_start:m.start], lambda _: " ")
-        claim = " ".join(markers.unescape(segment).split()).lstrip(".,;:!? ").strip()
-        out.append((m, claim))
-        adjacent = i + 1 < len(found) and not text[m.end:found[i + 1].start].strip()
-        if not adjacent:
-            claim_start = m.end
-    return out
+    """Each citation marker of `text` with the claim it is attached to (see `ui.citations.claims`)."""
+    return [(m, claim) for m, claim, _ in citations.claims(text)]
 
 
-def link_markers(text: str, turn: int, tooltip: Callable[[int, str], str] | None = None) -> str:
+def link_markers(text: str, turn: int, answer: Answer | None = None) -> str:
     """Escape answer text for markdown and turn each citation marker (`[1]`, `[1, 2]`, `[1; 2]`, `[1-3]`, see
-    `rag.markers`) into chips linking to the sources. Document text quoted as a literal (`\\[2]`) is shown as
-    "[2]" and never becomes a chip.
-
-    `tooltip(n, claim)` gives the hover text of marker `n` placed after the answer text `claim`."""
-    out, pos = [], 0
-    for m, claim in _claims(text):
-        out.append(_md_text(text[pos:m.start]))
-        out.append("".join(chip(n, turn, tooltip(n, claim) if tooltip else "") for n in m.numbers))
+    `rag.markers`) into chips. Document text quoted as a literal (`\\[2]`) is shown as "[2]" and never becomes
+    a chip. With the finished `answer`, each chip carries its citation's document and its own claim's quote, and
+    the claim text (when it lies within one line) is a `span.claim` the chip highlights: its id is
+    `claim-<turn>-<k of the claim's first chip>`."""
+    chip_list = citations.chips(answer, None if answer is not None else text)
+    by_n = {c.n: c for c in answer.citations} if answer is not None else {}
+    out, pos, k = [], 0, 0
+    for m, claim, index in citations.claims(text):
+        claim_id = f"claim-{turn}-{k}"
+        segment = text[pos:m.start]
+        if answer is not None and segment.strip() and "\n" not in segment.strip():
+            lead = len(segment) - len(segment.lstrip())
+            body = segment.strip()
+            trail = segment[lead + len(body):]
+            out.append(_md_text(segment[:lead]) + f'<span class="claim" id="{claim_id}">{_md_text(body)}</span>'
+                       + _md_text(trail))
+        else:
+            out.append(_md_text(segment))
+        for n in m.numbers:
+            out.append(chip(n, turn, k, chip_list[k] if k < len(chip_list) else None, by_n.get(n)))
+            k += 1
         pos = m.end
     out.append(_md_text(text[pos:]))
     return "".join(out)
@@ -128,19 +159,6 @@ def link_markers(text: str, turn: int, tooltip: Callable[[int, str], str] | None
 def _md_text(text: str) -> str:
     """Answer text between markers, as markdown: literal document brackets restored, everything escaped."""
     return md_escape(markers.unescape(text))
-
-
-def _best_highlight(c: Citation, claim: str) -> str:
-    """The highlighted sentence of `c` that shares most words with `claim` (the one that backs it)."""
-    words = set(_norm(claim).split())
-    best, score = "", -1.0
-    for start, end in c.highlights:
-        a, b = max(start - c.start, 0), min(end - c.start, len(c.text))
-        sentence = " ".join(c.text[a:b].split())
-        overlap = len(words & set(_norm(sentence).split())) / (len(words) or 1)
-        if sentence and overlap > score:
-            best, score = sentence, overlap
-    return best
 
 
 def cited_claims(text: str) -> dict[int, list[str]]:
@@ -170,19 +188,15 @@ def answer_message(answer: Answer, turn: int) -> str:
     if answer.refused:
         return _note(f"<b>Not answered from the documents.</b><br>{_html_text(answer.answer)}", "220, 38, 38",
                      "refusal")
-    by_n = {c.n: c for c in answer.citations}
-
-    def tooltip(n: int, claim: str) -> str:
-        c = by_n.get(n)
-        if c is None:
-            return ""
-        where = f"§ {c.section}" if c.section else c.title
-        return _shorten(f"[{n}] {where}: “{_best_highlight(c, claim)}”", 400)
-
-    text = link_markers(answer.answer, turn, tooltip)
+    text = link_markers(answer.answer, turn, answer)
+    if answer.validation.backend_error:  # the LLM failed: say so plainly above the quoted answer
+        warning = (f"<b>The LLM could not answer; these are quotes from the documents instead.</b><br>"
+                   f"{_html_text(answer.validation.backend_error)}<br>Tip: switch the generator to “Extractive” "
+                   f"under Advanced to answer without the LLM.")
+        text = _note(warning, "217, 119, 6", "error") + "\n\n" + text
     extras = []
-    if answer.validation.fallback:
-        extras.append(f"Note: {answer.validation.fallback}.")
+    if answer.validation.fallback and not answer.validation.backend_error:
+        extras.append(f"Note: {answer.validation.fallback.rstrip('.')}.")
     extras.extend(answer.notes)
     if extras:
         text += "\n\n" + "<br>".join(f"<small><i>{md_escape(e)}</i></small>" for e in extras)
@@ -219,9 +233,10 @@ def highlighted(text: str, offset: int, spans: Iterable[tuple[int, int]], rgb: s
     for i, (a, b) in enumerate(cuts):
         if a > pos:
             out.append(f'<span class="dim">{html.escape(text[pos:a])}</span>')
-        # Neighbouring highlights alternate in strength, so two supporting sentences never read as one.
-        alpha = 0.30 if i % 2 == 0 else 0.16
-        out.append(f'<mark style="background:rgba({rgb},{alpha});border-bottom:2px solid rgb({rgb})">'
+        # Neighbouring highlights alternate between a solid and a dotted underline (not only in shade, which
+        # read at 1.2:1), so two supporting sentences never read as one.
+        line = "solid" if i % 2 == 0 else "dotted"
+        out.append(f'<mark style="background:rgba({rgb},0.22);text-decoration:underline 2px {line} rgb({rgb})">'
                    f'{html.escape(text[a:b])}</mark>')
         pos = b
     rest = html.escape(text[pos:])
@@ -245,7 +260,27 @@ def _card_head(item: Citation | Passage, style: str = "") -> str:
             f'<div class="meta">{" · ".join(meta)}</div>')
 
 
-def citation_card(c: Citation, turn: int, claims: Sequence[str] = ()) -> str:
+def _body(item: Citation | Passage) -> tuple[str, int]:
+    """The passage text a card shows and its document offset: a first line that only repeats the section heading
+    (the chunk of "## Wildlife" starts with that line) is left out, since the card's head already names it."""
+    text, offset = item.text, item.start
+    first, sep, rest = text.partition("\n")
+    heading = re.sub(r"^\s*#{1,6}\s+|\s*#*\s*$", "", first).strip()
+    if sep and heading and item.section and " ".join(heading.split()) == " ".join(item.section.split()):
+        skipped = len(first) + 1 + (len(rest) - len(rest.lstrip()))
+        return text[skipped:], offset + skipped
+    return text, offset
+
+
+def _show_button(turn: int, chip_k: int | None, n: int, passage: bool = False) -> str:
+    """Opens the whole document at this passage (the viewer); for a cited passage, at its first marker."""
+    request = f"p:{turn}:{n}" if passage or chip_k is None else f"c:{turn}:{chip_k}"
+    return (f'<button type="button" class="show" id="show-{turn}-{n}" data-cite="{request}" '
+            f'data-return="show-{turn}-{n}" aria-label="Show passage {n} in the whole document">'
+            "Show in document</button>")
+
+
+def citation_card(c: Citation, turn: int, claims: Sequence[str] = (), chip_k: int | None = None) -> str:
     """A cited passage: same colour as its marker, supporting sentences marked, the rest dimmed."""
     rgb = colour(c.n)
     supports = supporting_text(c)
@@ -255,15 +290,19 @@ def citation_card(c: Citation, turn: int, claims: Sequence[str] = ()) -> str:
     if shown:
         cited_for = ('<p class="cited-for"><b>Supports:</b> ' + html.escape(_shorten(" / ".join(shown), 400))
                      + "</p>")
-    head = _card_head(c, f' style="background:rgba({rgb},0.22)"')
+    head = _card_head(c, f' style="background:rgba({rgb},0.16);border:1px solid rgb({rgb})"')
+    body, offset = _body(c)
     return (f'<div class="card" id="{anchor(turn, c.n)}" style="border-left-color:rgb({rgb})">{head}{cited_for}'
-            f'<p class="text">{highlighted(c.text, c.start, c.highlights, rgb)}</p></div>')
+            f'<p class="text">{highlighted(body, offset, c.highlights, rgb)}</p>'
+            f'{_show_button(turn, chip_k, c.n)}</div>')
 
 
 def passage_card(p: Passage, turn: int | None) -> str:
     """A retrieved passage the answer does not cite (kept for checking, visually secondary)."""
     ident = f' id="{anchor(turn, p.n)}"' if turn is not None else ""
-    return f'<div class="card other"{ident}>{_card_head(p)}<p class="text">{html.escape(p.text)}</p></div>'
+    show = _show_button(turn, None, p.n, passage=True) if turn is not None else ""
+    body, _ = _body(p)
+    return f'<div class="card other"{ident}>{_card_head(p)}<p class="text">{html.escape(body)}</p>{show}</div>'
 
 
 def _source_name(source: str) -> str:
@@ -283,14 +322,15 @@ def empty_panel() -> str:
     return _wrap(
         "<h3>Sources</h3>"
         '<p class="hint">Ask a question and the passages the answer cites appear here. Each '
-        f'{_demo_chip(1)} in an answer links to its passage (click it to jump, hover for a preview); the exact '
-        'sentences that support the answer are <mark style="background:rgba(37,99,235,0.28)">highlighted</mark> '
-        "in the same colour.</p>")
+        f'{_demo_chip(1)} in an answer is a citation: point at it (or tab to it, or tap it) to read the quote, and '
+        "click it (or press Enter) to open the whole document at that spot, with the sentences that support the "
+        'answer <mark style="background:rgba(0,114,178,0.22);text-decoration:underline 2px rgb(0,114,178)">'
+        "highlighted</mark>.</p>")
 
 
 def _demo_chip(n: int) -> str:
-    return (f'<span class="num" style="background:rgba({colour(n)},0.22);border-radius:5px;padding:0 0.3em">'
-            f"[{n}]</span>")
+    return (f'<span class="num" style="background:rgba({colour(n)},0.16);border:1px solid rgb({colour(n)});'
+            f'border-radius:5px;padding:0 0.3em">[{n}]</span>')
 
 
 def searching_panel(question: str, passages: Sequence[Passage] = ()) -> str:
@@ -312,7 +352,11 @@ def sources_panel(answer: Answer, turn: int, answer_number: int | None = None) -
         parts.append('<div class="refused"><b>Not answered.</b> None of the retrieved passages answers this '
                      "question, so no answer was given rather than a guess.</div>")
     claims = cited_claims(answer.answer)
-    parts.extend(citation_card(c, turn, claims.get(c.n, ())) for c in sorted(answer.citations, key=lambda c: c.n))
+    first_chip: dict[int, int] = {}
+    for ch in citations.chips(answer):
+        first_chip.setdefault(ch.n, ch.k)
+    parts.extend(citation_card(c, turn, claims.get(c.n, ()), first_chip.get(c.n))
+                 for c in sorted(answer.citations, key=lambda c: c.n))
     others = [p for p in answer.passages if p.n not in cited]
     if others:
         title = "Closest passages retrieved" if answer.refused else "Other retrieved passages (not cited)"
@@ -349,5 +393,5 @@ def documents_markdown(records: Sequence, set_label: str) -> str:
     rows = [f"**{md_escape(cap(set_label))}** holds {plural(len(records), 'document')}:", ""]
     for r in records:
         rows.append(f"- **{md_escape(r.title)}** — {md_escape(_source_name(r.source))} ({r.kind}, "
-                    f"{r.size / 1024:.1f} KB, {plural(r.chunks, 'chunk')})")
+                    f"{r.size / 1024:.1f} KB, {plural(r.chunks, 'passage')})")
     return "\n".join(rows)
