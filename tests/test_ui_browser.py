@@ -11,11 +11,10 @@ import re
 import pytest
 from tiny_model import tiny_chat_model  # noqa: E402
 from ui_support import (  # noqa: F401 (the shared fixtures are imported to be used)
-    app_url, browser, chromium, make_settings, screenshot, serve, ui_rag, ui_root, ui_settings)
+    BOT, ask, app_url, browser, chromium, make_settings, screenshot, serve, ui_rag, ui_root, ui_settings)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-BOT = "#chat [data-testid='bot']"
 USER = "#chat [data-testid='user']"
 Q_DEFENSE = "Why did Russia avoid a mutual defense clause with Iran?"
 
@@ -38,16 +37,6 @@ def page(browser, app_url):
 
 
 # -- helpers --------------------------------------------------------------------------------------------------------
-def ask(page, question: str, timeout_ms: int = 120_000):
-    """Type `question`, press Ask, and wait until the streamed answer is finished (the cursor is gone)."""
-    before = page.locator(BOT).count()
-    page.fill("#question textarea", question)
-    page.click("#ask")
-    page.wait_for_function(
-        """([sel, n]) => { const m = document.querySelectorAll(sel);
-               return m.length > n && !m[m.length - 1].innerText.includes('▌'); }""",
-        arg=[BOT, before], timeout=timeout_ms)
-    return page.locator(BOT).last
 
 
 def record_stream(page) -> None:

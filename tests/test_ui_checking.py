@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from ui_support import ask as ask_and_wait
 from ui_support import (  # noqa: F401 (the shared fixtures are imported to be used)
-    app_url, browser, chromium, make_settings, screenshot, serve, ui_rag, ui_root, ui_settings)
+    BOT, app_url, browser, chromium, make_settings, screenshot, serve, ui_rag, ui_root, ui_settings)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-BOT = "#chat [data-testid='bot']"
 Q_DEFENSE = "Why did Russia avoid a mutual defense clause with Iran?"
 Q_ENRICH = "What did Zarif say about enrichment during the JCPOA talks?"
 Q_LOOK_EAST = "What is the ‘Look to the East’ policy?"
@@ -56,16 +56,8 @@ def screen_page(request, browser, app_url):
 
 
 def ask(page, question: str, timeout_ms: int = 120_000):
-    """Type `question`, press Ask, wait until the answer is finished (no cursor) and its chips are prepared."""
-    before = page.locator(BOT).count()
-    page.fill("#question textarea", question)
-    page.click("#ask")
-    page.wait_for_function(
-        """([sel, n]) => { const m = document.querySelectorAll(sel);
-               return m.length > n && !m[m.length - 1].innerText.includes('▌'); }""",
-        arg=[BOT, before], timeout=timeout_ms)
-    page.evaluate("window.ragUi.prepareAll()")
-    return page.locator(BOT).last
+    """Ask and wait for the finished answer with its chips prepared."""
+    return ask_and_wait(page, question, timeout_ms, prepare=True)
 
 
 def settle(page) -> None:

@@ -77,6 +77,24 @@ def screenshot(page, name: str, full_page: bool | None = None) -> Path:
     return path
 
 
+BOT = "#chat [data-testid='bot']"
+
+
+def ask(page, question: str, timeout_ms: int = 120_000, prepare: bool = False):
+    """Type `question`, press Ask, and wait until the streamed answer is finished (the cursor is gone);
+    `prepare`: also let the page script prepare the answer's markers (popovers, labels) before returning."""
+    before = page.locator(BOT).count()
+    page.fill("#question textarea", question)
+    page.click("#ask")
+    page.wait_for_function(
+        """([sel, n]) => { const m = document.querySelectorAll(sel);
+               return m.length > n && !m[m.length - 1].innerText.includes('▌'); }""",
+        arg=[BOT, before], timeout=timeout_ms)
+    if prepare:
+        page.evaluate("window.ragUi.prepareAll()")
+    return page.locator(BOT).last
+
+
 # -- fixtures shared by the UI test modules (imported by each; module scope: one app per module) ------------------
 @pytest.fixture(scope="module")
 def ui_root(tmp_path_factory):
