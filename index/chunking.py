@@ -51,18 +51,83 @@ def is_heading(line: str, kind: str = "text") -> str | None:
     return None
 
 
+_UNDERLINE = re.compile(r"^\s*([=*\-~^#])\1{2,}\s*$")
+_SENTENCE_INSIDE = re.compile(r"[a-z]{2}[.!?]\s+(['\"“‘(]\S|[A-Z])")
+_CLAUSE_END = tuple(".!?:;…\"”’)")
+_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+# Kinds whose text marks its headings with '#' (the HTML loader writes <h1>…<h6> that way).
+_MARKED_KINDS = {"markdown", "html"}
+
+
+def _hard_wrapped(lines: list[str]) -> bool:
+    """Whether the text is wrapped at a fixed width, read from how often a line runs on into a lower-case one:
+    0.58 of the ed manual's adjacent line pairs do, 0 of the essay's (one line per paragraph)."""
+    pairs = [(a, b) for a, b in zip(lines, lines[1:]) if a.strip() and b.strip()]
+    return bool(pairs) and sum(b.strip()[0].islower() for _, b in pairs) >= 0.2 * len(pairs)
+
+
+def _heading_in_context(lines: list[str], i: int, kind: str, prev_heading: bool, wrapped: bool) -> str | None:
+    """`is_heading` read with its neighbours, so hard-wrapped prose is not cut at a line that merely looks short.
+
+    A wrapped paragraph ("…by Ken Thompson and" / "Dennis Ritchie. It is the refinement…") has lines that start
+    in upper case and end without a stop; read alone they look like headings, and the manual's answer was cut
+    in two (ed-manual fact-01). A line is a continuation when the line before it runs on (no stop, not a
+    heading), when the next line carries on in lower case, or when a sentence ends inside it. An underline of
+    `=`, `*`, `-` or `~` (Markdown setext, reStructuredText, GNU Info) makes the line above a heading whatever
+    its first character ("2 Introduction to line editing"). Outside Markdown an indented line is a paragraph
+    opening or code, never a heading.
+    """
+    line = lines[i]
+    stripped = line.strip()
+    if not stripped or _UNDERLINE.match(stripped):
+        return None
+    if kind in _MARKED_KINDS:  # CommonMark: four spaces of indentation make a code line, never a heading
+        return None if line.startswith("    ") else is_heading(line, "markdown")
+    nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+    if _UNDERLINE.match(nxt):
+        return stripped
+    heading = is_heading(line, kind)
+    if heading is None:
+        return None
+    if line[:1].isspace():  # an indented paragraph opening, a code or sample-session line ("     # The ',' means")
+        return None
+    prev = lines[i - 1].strip() if i > 0 else ""
+    if prev and not prev_heading and not prev.endswith(_CLAUSE_END):
+        return None
+    if nxt and (wrapped or nxt[0].islower()):  # wrapped text sets its headings off with a blank line
+        return None
+    if _SENTENCE_INSIDE.search(stripped):
+        return None
+    return heading
+
+
 def sections(text: str, kind: str = "text") -> list[tuple[int, int, str]]:
-    """(start, end, heading) spans covering the whole text; the part before any heading has heading ''."""
+    """(start, end, heading) spans covering the whole text; the part before any heading has heading ''.
+
+    Headings that follow each other with no text between them (an Info node line, then its underlined title)
+    open one section named by the last of them, not a passage holding only a heading.
+    """
     spans: list[tuple[int, int, str]] = []
     current_start, current_heading = 0, ""
+    has_body = False
+    prev_heading = False
+    lines = text.split("\n")
+    wrapped = _hard_wrapped(lines)
     offset = 0
-    for line in text.split("\n"):
-        heading = is_heading(line, kind)
-        if heading is not None and offset > current_start:
-            spans.append((current_start, offset, current_heading))
-            current_start = offset
+    in_fence = False
+    for i, line in enumerate(lines):
+        if kind in _MARKED_KINDS and _FENCE.match(line):
+            in_fence = not in_fence
+        heading = None if in_fence else _heading_in_context(lines, i, kind, prev_heading, wrapped)
         if heading is not None:
+            if offset > current_start and has_body:
+                spans.append((current_start, offset, current_heading))
+                current_start = offset
             current_heading = heading
+            has_body = False
+        elif line.strip() and not _UNDERLINE.match(line.strip()):
+            has_body = True
+        prev_heading = heading is not None
         offset += len(line) + 1
     spans.append((current_start, len(text), current_heading))
     return [s for s in spans if text[s[0]:s[1]].strip()]

@@ -13,6 +13,11 @@ import platformdirs
 from pydantic import BaseModel, Field, field_validator
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Bumped when `index.chunking.sections` finds headings differently, so an index built before is re-chunked:
+# 2 reads hard-wrapped text, underlined headings and the HTML loader's '#' headings.
+SECTIONS_VERSION = 2
+# Bumped when `index.tokens` changes the words BM25 indexes: 2 keeps one-character words ("q", "_").
+TOKENS_VERSION = 2
 
 
 def default_index_dir() -> Path:
@@ -81,4 +86,6 @@ class IndexConfig(BaseModel):
             "chunk_size": self.chunk_size,
             "chunk_overlap": self.chunk_overlap,
             "embed_headings": self.embed_headings,
+            "sections": SECTIONS_VERSION,
+            "tokens": TOKENS_VERSION,
         }

@@ -111,11 +111,23 @@ _HTML_BLOCKS = ["address", "article", "aside", "blockquote", "br", "caption", "d
                 "pre", "section", "table", "td", "th", "tr", "ul"]
 
 
+_PERMALINK_MARKS = {"¶", "#", "§", "🔗"}
+_PRE_MARK = "\x00"
+
+
 def _load_html(path: Path, data: bytes) -> tuple[str, str | None]:
     """Visible text with one line per block element. Inline elements stay inside their sentence: joining every
     text node with a newline (the first loader) cut "the `pass` statement does nothing" into three lines, so
     sentence splitting quoted fragments; on the Python tutorial chapter that kept key-term accuracy at 0.04 (dev).
-    Whitespace from the HTML source is collapsed, except inside <pre>, whose lines are kept."""
+    Whitespace from the HTML source is collapsed, except inside <pre>, whose lines are kept.
+
+    The text is written the way the Markdown loader reads, because HTML says what is a heading and plain text
+    can only guess: <h1>…<h6> become "# …" lines and <pre> lines are indented four spaces (CommonMark's code
+    block, so "# Create a sample collection" in code is not a heading). Guessing from short lines made
+    "True", "L = []" and "None" section headings of the Python tutorial and missed every real one
+    ("4.1. if Statements" opens with a digit). Navigation and permalink marks ("¶") are dropped, and a page
+    that marks its main content (<main>, role="main") is read from there: a question is about the content, and
+    the sidebar's "Previous topic" was retrievable text."""
     from bs4 import BeautifulSoup, NavigableString
 
     soup = BeautifulSoup(_decode(path, data), "html.parser")
@@ -126,15 +138,37 @@ def _load_html(path: Path, data: bytes) -> tuple[str, str | None]:
         soup.title.decompose()
     if not title and soup.h1:
         title = soup.h1.get_text(" ", strip=True)
-    for node in soup.find_all(string=True):
-        if isinstance(node, NavigableString) and not node.find_parent("pre"):
+    main = soup.find("main") or soup.find(attrs={"role": "main"})
+    root = main if main is not None and main.get_text(strip=True) else soup
+    for tag in root.find_all(["nav"]) + root.find_all(attrs={"role": ["navigation", "search"]}):
+        tag.decompose()
+    for link in root.find_all("a"):
+        if link.get_text(strip=True) in _PERMALINK_MARKS:
+            link.decompose()
+    for node in root.find_all(string=True):
+        if not isinstance(node, NavigableString):
+            continue
+        if node.find_parent("pre"):
+            node.replace_with(str(node).replace("\n", "\n" + _PRE_MARK))
+        else:
             node.replace_with(re.sub(r"\s+", " ", str(node)))
-    for tag in soup.find_all(_HTML_BLOCKS):
+    for pre in root.find_all("pre"):
+        pre.insert(0, _PRE_MARK)
+    for level in range(1, 7):
+        for heading in root.find_all(f"h{level}"):
+            heading.insert(0, "#" * level + " ")
+    for tag in root.find_all(_HTML_BLOCKS):
         tag.insert_before("\n")
         tag.insert_after("\n")
-    raw = soup.get_text("")
-    lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in _normalise(raw).split("\n")]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    raw = root.get_text("")
+    lines = []
+    for line in _normalise(raw).split("\n"):
+        if line.startswith(_PRE_MARK):  # code keeps its own indentation
+            code = line.replace(_PRE_MARK, "").expandtabs(4).rstrip()
+            lines.append("    " + code if code.strip() else "")
+        else:
+            lines.append(re.sub(r"[ \t\u00a0]+", " ", line).strip())
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
     return text, title or None
 
 

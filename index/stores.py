@@ -11,9 +11,9 @@ from pathlib import Path
 import bm25s
 import faiss
 import numpy as np
-import Stemmer
 
 from index.config import IndexConfig
+from index.tokens import Tokenizer
 
 # bm25s sets its own logger to DEBUG when imported (bm25s/__init__.py), which prints a line per index build
 # through any application's root handler; this undoes that one change of bm25s's, right after the import.
@@ -67,15 +67,12 @@ class DenseStore:
 
 
 class LexicalStore:
-    """Okapi BM25 (bm25s) with English stop words and Snowball stemming."""
+    """Okapi BM25 (bm25s) over `index.tokens.Tokenizer`'s words."""
 
     def __init__(self, retriever: bm25s.BM25 | None, size: int) -> None:
         self.retriever = retriever
         self.size = size
-        self.stemmer = Stemmer.Stemmer("english")
-
-    def _tokenize(self, texts: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(texts, stopwords="en", stemmer=self.stemmer, return_ids=False, show_progress=False)
+        self._tokenize = Tokenizer()
 
     @classmethod
     def build(cls, texts: list[str]) -> "LexicalStore":

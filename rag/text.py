@@ -15,12 +15,13 @@ from functools import lru_cache
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
-_WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:[-'’][A-Za-z0-9]+)*")
+# Underscores belong to words ("http_error", Python's "_"), as in BM25's tokens (index/tokens.py).
+_WORD = re.compile(r"[A-Za-z0-9_\u00C0-\u024F]+(?:[-'’][A-Za-z0-9_]+)*")
 # Words that carry no topic in a question about a document.
 _QUESTION_NOISE = {
     "what", "which", "who", "whom", "whose", "why", "how", "when", "where", "does", "did", "do", "is", "are", "was",
     "were", "essay", "document", "text", "author", "according", "say", "says", "said", "tell", "explain", "describe",
-    "mention", "mentioned", "give", "also", "about", "much", "many", "main", "reason", "reasons", "kind",
+    "mention", "mentioned", "give", "also", "about", "much", "many", "main", "reason", "reasons", "kind", "i",
 }
 _STOP = set(STOPWORDS_EN) | _QUESTION_NOISE
 _stemmer = Stemmer.Stemmer("english")
@@ -36,10 +37,11 @@ def stem(word: str) -> str:
 
 
 def content_terms(text: str) -> list[str]:
-    """Stemmed content words in order, duplicates removed: what a question is actually about."""
+    """Stemmed content words in order, duplicates removed: what a question is actually about. One-character
+    words count: in a manual they name commands and options ("the q and Q commands", "-s")."""
     seen: dict[str, None] = {}
     for w in words(text):
-        if w in _STOP or len(w) < 2:
+        if w in _STOP:
             continue
         seen.setdefault(stem(w), None)
     return list(seen)

@@ -4,7 +4,7 @@ fusion, weights, rrf_k) means the same on both backends.
 
 Why BM25 in SQL and not PostgreSQL's own `ts_rank_cd` over the tsvector: `ts_rank_cd` has no inverse
 document frequency, so on a question a common word counts as much as the rare name that identifies the
-passage; and BM25 here uses the same tokens (bm25s's tokenizer, English stop words, Snowball stemmer) and the
+passage; and BM25 here uses the same tokens (`index.tokens.Tokenizer`, which the bm25s store uses too) and the
 same formula (Lucene's, k1=1.5, b=0.75) as the FAISS path's bm25s store, so rankings agree (see README
 "Scaling out" for the per-set evaluation of both backends). The tsvector and its GIN index stay for full-text
 filters and ad-hoc SQL.
@@ -14,31 +14,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import bm25s
 import numpy as np
-import Stemmer
 
 from index.chunking import Chunk
 from index.config import SearchConfig
 from index.pg.errors import DimensionMismatch
+from index.tokens import Tokenizer
 from index.search import Fusion, Ranking, SearchHit, fusion_for
 
 if TYPE_CHECKING:
     from index.pg.store import PostgresIndex
 
 K1, B = 1.5, 0.75  # bm25s's defaults (method "lucene")
-
-
-class Tokenizer:
-    """bm25s's tokens: lower-case words of two or more characters, English stop words out, Snowball stems."""
-
-    def __init__(self) -> None:
-        self.stemmer = Stemmer.Stemmer("english")
-
-    def __call__(self, texts: list[str]) -> list[list[str]]:
-        if not texts:
-            return []
-        return bm25s.tokenize(texts, stopwords="en", stemmer=self.stemmer, return_ids=False, show_progress=False)
 
 
 # Lucene's BM25 as bm25s computes it (no (k1 + 1) factor; a word the query repeats counts once per repeat), in one

@@ -39,7 +39,8 @@ from index.hybrid import CheckReport, IndexInfo
 from index.manifest import FORMAT_VERSION, DocumentRecord, Manifest
 from index.pg.errors import DimensionMismatch, PostgresError, redact, translate
 from index.pg.schema import HNSW_INDEX, SCHEMA_VERSION, Connections, advisory_lock, ensure_schema, schema_for
-from index.pg.search import PgDense, PgSearcher, Tokenizer, chunk_of
+from index.pg.search import PgDense, PgSearcher, chunk_of
+from index.tokens import Tokenizer
 from index.pg.server import EmbeddedServer
 from index.planner import DiskProbe, plan_update
 from index.writer import UpdateReport

@@ -1,0 +1,109 @@
+"""How documents are cut into sections and what BM25 counts as a word: the structure every passage inherits.
+
+Real parts: the real loaders (BeautifulSoup for HTML), the real chunker and a real index with the real embedding
+model for the search checks. The manual text below is hard-wrapped the way GNU Info files are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from index import HybridIndex, IndexConfig, SearchConfig
+from index.chunking import Chunker, sections
+from index.documents import load_document
+
+WRAPPED = """\
+File: tool.info,  Node: History,  Next: Options,  Prev: Top,  Up: Top
+
+2 History
+*********
+
+'tool' was written, along with the first release of the suite, by Ada Marsh and
+Bruno Keel. It is the refinement of its larger, scriptable predecessor, 'QTOOL',
+which had no pattern matching at all.
+
+   For the purposes of this tutorial, a working knowledge of the shell is
+recommended, since 'tool' is designed to interact closely with it.
+
+   When an input command, such as 'a' (append), 'i' (insert) or 'c'
+(change), is given, 'tool' enters input mode. Input mode ends at a line
+holding a single period.
+
+3 Options
+*********
+
+An address represents the number of a line in the buffer. 'tool' keeps a
+"current address" which is the default for most commands.
+
+     # Select line 2 for editing.
+     2
+"""
+
+
+def _headings(text: str, kind: str = "text") -> list[str]:
+    return [h for _, _, h in sections(text, kind)]
+
+
+def test_hard_wrapped_text_is_not_cut_at_a_line_that_merely_looks_like_a_heading():
+    spans = sections(WRAPPED)
+    assert [h for _, _, h in spans] == ["2 History", "3 Options"]
+    history = next(WRAPPED[a:b] for a, b, h in spans if h == "2 History")
+    assert "Ada Marsh and\nBruno Keel. It is the refinement" in history
+    assert "(change), is given" in history
+
+
+def test_every_section_covers_its_text_once_and_in_order():
+    spans = sections(WRAPPED)
+    assert spans[0][0] == 0 and spans[-1][1] == len(WRAPPED)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+
+
+def test_one_line_paragraphs_keep_short_lines_as_headings():
+    text = ("An opening paragraph that ends with a stop.\nThe First Part\nIts paragraph is one long line. It runs on.\n"
+            "The Second Part\nMore text here, in one line.\n")
+    assert _headings(text) == ["", "The First Part", "The Second Part"]
+
+
+def test_underlined_headings_are_headings_whatever_their_first_character():
+    text = "Intro text.\n\n1.2 setup and use\n=================\n\nBody of the section.\n"
+    assert _headings(text) == ["", "1.2 setup and use"]
+
+
+def test_markdown_code_is_never_a_heading():
+    text = "# Guide\n\nSome text.\n\n```python\n# a comment in code\nx = 1\n```\n\n    # indented code\n\n## Next\n\nMore.\n"
+    assert _headings(text, "markdown") == ["Guide", "Next"]
+
+
+def test_html_headings_come_from_tags_and_page_furniture_is_dropped(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><head><title>Guide</title></head><body>"
+        "<nav><p>Previous topic</p><p>Next topic</p></nav>"
+        "<div role='main'><h1>4. Control Flow<a class='headerlink' href='#x'>¶</a></h1>"
+        "<p>Python has the usual statements.</p>"
+        "<h2>4.1. if Statements</h2><p>An <code>if</code> statement picks a branch.</p>"
+        "<pre>&gt;&gt;&gt; # Measure some strings:\n... words = ['cat']\nTrue\n    indented()</pre>"
+        "<h2>4.2. for Statements</h2><p>It iterates over items.</p></div>"
+        "<div role='navigation'><p>Show Source</p></div></body></html>", "utf-8")
+    doc = load_document(page)
+    assert "Previous topic" not in doc.text and "Show Source" not in doc.text and "¶" not in doc.text
+    assert "An if statement picks a branch." in doc.text
+    assert "    >>> # Measure some strings:\n    ... words = ['cat']\n    True\n        indented()" in doc.text
+    assert _headings(doc.text, doc.kind) == ["4. Control Flow", "4.1. if Statements", "4.2. for Statements"]
+    chunks = Chunker(800, 0, "sections").split(doc)
+    assert all(doc.text[c.start:c.end] == c.text for c in chunks)
+
+
+def test_bm25_matches_one_character_commands_and_options(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "manual.txt").write_text(
+        "Commands\n\nThe p command prints the addressed lines of the buffer to standard output.\n\n"
+        "The q command quits the editor and warns when the buffer holds unsaved changes.\n\n"
+        "The w command writes the buffer to a file and prints the number of bytes written.\n\n"
+        "Lines of the buffer may be printed with a line number before each of them.\n", "utf-8")
+    index = HybridIndex.open(IndexConfig(dir=tmp_path / "index", chunk_size=120, chunk_overlap=0), embedder)
+    index.update([docs], progress=False)
+    assert len(index.chunks) >= 4
+    hits = index.searcher(SearchConfig(mode="bm25")).search("What does q do?", 1)
+    assert hits and "The q command quits" in hits[0].chunk.text
