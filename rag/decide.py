@@ -61,6 +61,7 @@ from rag.errors import RagError
 from rag.evidence import EvidenceScorer, ScoredSentence
 from rag.followup import split_context
 from rag.guard import addresses_an_assistant
+from rag.sentences import leans_back
 from rag.text import TermWeights, content_terms, term_set
 from rag.types import Passage
 
@@ -85,13 +86,6 @@ SECOND_PART_MARGIN = 0.15
 REDUNDANT_COSINE = 0.85
 MAX_ANSWER_CHARS = 700
 GAIN_WEIGHT = 0.5
-# A sentence opening with one of these leans on the sentence before it ("This tests whether…", "Despite this, the
-# foreign policy approach was…"): right after the lead, it finishes the lead's thought.
-_LEANS_BACK = re.compile(r"^[“\"‘]?((This|These|That|Those|It|Its|They|Their|Such|Thus|Hence|He|She|His|Her|"
-                         r"Consequently|Accordingly|Moreover|Additionally|Therefore|Similarly|Likewise|Instead|"
-                         r"Otherwise)\b|(Despite|Because of|Due to|After|Before|Besides|Beyond|Given|In|For|With|"
-                         r"Without|Like|Unlike|Apart from|As a result of|In addition to)\s+(all\s+)?(this|that|these|"
-                         r"those|it|them)\b)")
 # A question that asks two things: a comparison, "both", or a second clause ("…; what became of…", "…, and why…").
 _TWO_PARTS = re.compile(r"\b(compare[sd]?|comparison|differ|differs|difference|versus|vs|both)\b|;\s*\w|"
                         r",?\s+and\s+(what|why|how|which|who|whom|when|where|whose|does|did|is|are)\b", re.I)
@@ -352,7 +346,7 @@ def select_evidence(question: str, scored: Sequence[ScoredSentence], weights: Te
     """The sentences an answer quotes: the best-scoring sentence first (it is the answer's lead), then the others
     in text order. Each is quoted with its own passage's number.
 
-    - The sentence right after the lead joins when it leans on it (`_LEANS_BACK`: "This tests whether…").
+    - The sentence right after the lead joins when it leans on it (`rag.sentences.leans_back`: "This tests whether…").
       The sentence before an anaphoric lead ("This cautious behavior reflects…") no longer leads the answer: on
       the dev splits it never carried a key term the lead lacked, and it put an unrelated sentence first.
     - Others join greedily (relevance plus new question coverage, like maximal marginal relevance), only while
@@ -375,7 +369,7 @@ def select_evidence(question: str, scored: Sequence[ScoredSentence], weights: Te
     lead = scored[0]
     chosen = [lead]
     after = _neighbour(scored, lead, after=True)
-    if max_sentences > 1 and after is not None and _LEANS_BACK.match(after.sentence.text) and \
+    if max_sentences > 1 and after is not None and leans_back(after.sentence.text) and \
             len(lead.sentence.text) + len(after.sentence.text) <= MAX_ANSWER_CHARS:
         chosen.append(after)
     q_terms = content_terms(question)

@@ -20,7 +20,7 @@ import numpy as np
 
 from index import Embedder
 from index.chunking import is_heading
-from rag.sentences import Sentence, split_sentences
+from rag.sentences import Sentence, opens_with_pronoun, split_sentences
 from rag.text import TermWeights, content_terms, term_set
 from rag.types import Passage
 
@@ -110,10 +110,19 @@ class SentenceVectors:
 
 
 class EvidenceScorer:
-    """Scores every sentence of the passages against the (standalone) question, best first."""
+    """Scores every sentence of the passages against the (standalone) question, best first.
 
-    def __init__(self, embedder: Embedder, weights: Callable[[], TermWeights]) -> None:
+    A sentence whose subject is a pronoun ("It is the refinement of its more complex, programmable predecessor,
+    'QED'") is also embedded together with the sentence before it, and keeps the better of the two cosines:
+    alone it scored 0.27 against "Which more complex editor was ed a refinement of?" and lost the lead. Measured on
+    the dev splits (key-term accuracy / citation precision): ed-manual 0.667 / 0.625 -> 0.741 / 0.710, essay
+    unchanged, python-tutorial 0.708 / 0.833 -> 0.708 / 0.800. Widening it to every sentence that leans back
+    (`leans_back`, connectives such as "Accordingly," included) cost the essay 0.028 key-term and 0.04 precision.
+    `read_back=False` turns it off (for measuring)."""
+
+    def __init__(self, embedder: Embedder, weights: Callable[[], TermWeights], read_back: bool = True) -> None:
         self.embedder = embedder
+        self.read_back = read_back
         self.weights = weights          # the current corpus statistics (they follow the index)
         self.vectors = SentenceVectors(embedder)
 
@@ -123,19 +132,30 @@ class EvidenceScorer:
         q_terms = content_terms(question)
         seen: set[tuple[str, int]] = set()
         items: list[tuple[Sentence, Passage]] = []
+        context: dict[int, Sentence] = {}   # item -> the sentence and its predecessor, for one that leans back
         for p in passages:
+            prev: Sentence | None = None
             for s in split_sentences(p.text, p.start, p.source):
+                before, prev = prev, s
                 if (s.source, s.start) in seen or len(s.text) < MIN_SENTENCE_CHARS or is_heading(s.text) or \
                         looks_like_title(s.text):
                     continue
                 seen.add((s.source, s.start))
+                if self.read_back and before is not None and opens_with_pronoun(s.text):
+                    context[len(items)] = Sentence(s.source, before.start, s.end,
+                                                   p.text[before.start - p.start:s.end - p.start])
                 items.append((s, p))
         if not items:
             return []
         qv = self.embedder.embed_query(question)
         vecs = self.vectors([s for s, _ in items])
+        cosines = vecs @ qv
+        if context:
+            joined = self.vectors(list(context.values())) @ qv
+            for i, c in zip(context, joined):
+                cosines[i] = max(cosines[i], c)
         scored = []
-        for (s, p), c, v in zip(items, vecs @ qv, vecs):
+        for (s, p), c, v in zip(items, cosines, vecs):
             cov = weights.coverage(q_terms, term_set(s.text))
             score = float(c) + LEXICAL_WEIGHT * cov + RANK_WEIGHT / p.n - CODE_PENALTY * looks_like_code(s.text)
             scored.append(ScoredSentence(s, p, float(c), cov, score, v))

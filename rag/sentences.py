@@ -19,6 +19,13 @@ class Sentence:
     text: str
 
 
+_LEANS_BACK = re.compile(r"^[“\"‘]?((This|These|That|Those|It|Its|They|Their|Such|Thus|Hence|He|She|His|Her|"
+                         r"Consequently|Accordingly|Moreover|Additionally|Therefore|Similarly|Likewise|Instead|"
+                         r"Otherwise)\b|(Despite|Because of|Due to|After|Before|Besides|Beyond|Given|In|For|With|"
+                         r"Without|Like|Unlike|Apart from|As a result of|In addition to)\s+(all\s+)?(this|that|these|"
+                         r"those|it|them)\b)")
+
+
 def _segmenter() -> pysbd.Segmenter:
     """One per thread: a Segmenter keeps the text it is working on in itself, so sharing one across threads
     mixes up concurrent requests' sentences."""
@@ -103,3 +110,18 @@ def split_sentences(text: str, offset: int = 0, source: str = "") -> list[Senten
 def display(text: str) -> str:
     """A sentence as a reader sees it quoted: soft line breaks and indentation become single spaces."""
     return " ".join(text.split())
+
+
+def leans_back(text: str) -> bool:
+    """A sentence that opens by leaning on the sentence before it ("This tests whether…", "It is the refinement of…",
+    "Despite this, the foreign policy approach was…"): read alone, it does not say what it is about."""
+    return bool(_LEANS_BACK.match(text.lstrip()))
+
+
+_PRONOUN_OPENING = re.compile(r"^[“\"‘]?(This|These|That|Those|It|Its|They|Their|Them|Such|He|She|His|Her)\b")
+
+
+def opens_with_pronoun(text: str) -> bool:
+    """A sentence whose subject is a pronoun ("It is the refinement of…"): what it is about is in the sentence
+    before. Narrower than `leans_back`: a connective ("Accordingly, Moscow…") still names its subject."""
+    return bool(_PRONOUN_OPENING.match(text.lstrip()))

@@ -355,3 +355,26 @@ def test_evidence_on_the_bundled_questions_keeps_its_shape(essay_rag):
             if s.passage.n != lead.passage.n:
                 assert lead.score - s.score <= SECOND_PART_MARGIN + 1e-9
     assert answered >= 10
+
+
+def test_a_sentence_opening_with_a_pronoun_is_read_with_the_sentence_before_it(embedder):
+    """The real embedding model: "It is the refinement of…" alone says nothing about what "it" is, so a question
+    about the editor's predecessor used to be answered by another sentence about the editor (ed-manual fact-21)."""
+    from rag.evidence import EvidenceScorer
+    from rag.text import TermWeights
+    from rag.types import Passage
+
+    text = ("The tool was written by Ada Marsh and Bruno Keel. It is the refinement of its larger, scriptable "
+            "predecessor, QTOOL. The tool is the standard editor of the suite, and it is widely available. "
+            "Editing with the tool requires forethought.")
+    passage = Passage(source="doc", title="", section="", start=0, end=len(text), text=text, n=1, score=1.0)
+    weights = TermWeights([text, "Ships passed rocks.", "Bread rises."])
+    question = "Which larger program was the tool a refinement of?"
+    with_context = EvidenceScorer(embedder, lambda: weights).score(question, [passage])
+    alone = EvidenceScorer(embedder, lambda: weights, read_back=False).score(question, [passage])
+    target = "It is the refinement of its larger, scriptable predecessor, QTOOL."
+    cos = {s.sentence.text: s.cosine for s in with_context}
+    cos_alone = {s.sentence.text: s.cosine for s in alone}
+    assert cos[target] > cos_alone[target]
+    assert all(cos[t] == pytest.approx(cos_alone[t]) for t in cos if t != target)  # only pronoun openings change
+    assert with_context[0].sentence.text == target
