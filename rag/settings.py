@@ -44,6 +44,9 @@ class LLMSettings(BaseModel):
     timeout_s: float = Field(60.0, gt=0)
     n_ctx: int = 4096
     n_threads: int | None = None
+    # Prompt tokens llama.cpp reads per batch. ChatLlamaCpp's default is 8, which made reading a compose prompt
+    # (140-200 tokens) the larger part of an answer; see rag.llm._llamacpp for the measurement.
+    n_batch: int = Field(512, ge=8)
 
 
 class AnswerSettings(BaseModel):

@@ -7,7 +7,7 @@ document spans to highlight, and a `Validation` report.
 For a composed draft (compose mode: an LLM phrased the evidence sentences it was given) each answer sentence is
 checked against the evidence sentences of the passages it cites: enough of its content words and every number
 must come from them (MIN_COMPOSED_SUPPORT). A sentence citing the wrong number, or none, is re-cited to the
-evidence that supports it; one that nothing supports is dropped. The highlights are the cited evidence sentences.
+evidence that supports it; one that nothing supports, or that only restates the question, is dropped. The highlights are the cited evidence sentences.
 
 For a quoting (extractive) draft the claims are checked to lie inside the passages they cite and become the
 highlights as they are. For free text (an LLM's) markers naming no passage are removed; a sentence that shares
@@ -57,6 +57,7 @@ class Draft:
     text: str
     claims: tuple[Claim, ...] | None = None
     evidence: tuple[Claim, ...] | None = None
+    question: str = ""      # for composed text: the question it answers (a sentence must say more than it)
 
 
 @dataclass
@@ -90,7 +91,7 @@ def verify(draft: Draft, passages: Sequence[Passage]) -> Verified:
     if draft.claims is not None:
         return _verify_quotes(draft, passages)
     if draft.evidence is not None:
-        return _verify_composed(draft.text, draft.evidence, passages)
+        return _verify_composed(draft.text, draft.evidence, passages, draft.question)
     return _verify_free_text(draft.text, passages)
 
 
@@ -127,7 +128,30 @@ def _supported(words: set[str], numbers: set[str], evidence: Sequence[Claim]) ->
     return len(words & term_set(text)) / len(words) if words else 1.0
 
 
-def _verify_composed(text: str, evidence: Sequence[Claim], passages: Sequence[Passage]) -> Verified:
+_ABBREVIATION = re.compile(r"\b(?:[A-Za-z]\.){2,}")
+
+
+def _as_evidence_writes(body: str, evidence_text: str) -> str:
+    """Abbreviations spelled as the evidence spells them: Qwen 1.5B copies "the U.S." as "the U. S.", which
+    no reader or key-term check reads as the same name (essay dev fact-03)."""
+    for abbr in set(_ABBREVIATION.findall(evidence_text)):
+        spaced = r"\s+".join(re.escape(ch) + r"\." for ch in abbr.rstrip(".").split("."))
+        body = re.sub(rf"\b{spaced}", abbr, body)
+    return body
+
+
+def _adds_to(question: str, words: set[str], numbers: set[str], evidence: Sequence[Claim]) -> bool:
+    """Whether a composed sentence states something from its evidence that the question did not already say: a
+    content word or a number of the evidence beyond the question's own. "This option strips the carriage returns
+    from the ends of lines in DOS files. [1]" restates its question and drops the option's name that the
+    evidence gives (ed-manual dev fact-17)."""
+    text = " ".join(c.text for c in evidence)
+    asked = term_set(question)
+    return bool((words - asked) & term_set(text)) or bool((numbers - _numbers(question)) & _numbers(text))
+
+
+def _verify_composed(text: str, evidence: Sequence[Claim], passages: Sequence[Passage],
+                     question: str = "") -> Verified:
     by_n = {p.n: p for p in passages}
     validation = Validation()
     if is_refusal_answer(text):
@@ -138,12 +162,13 @@ def _verify_composed(text: str, evidence: Sequence[Claim], passages: Sequence[Pa
             given.setdefault(claim.cites[0], []).append(claim)
     kept: list[str] = []
     highlights: dict[int, list[tuple[int, int]]] = {}
-    for sentence in split_sentences(markers.move_inside(text)):
-        body = markers.strip(sentence.text)
+    units: list[tuple[str, tuple[int, ...]]] = []
+    for body, named in markers.cited_segments(text):   # each claim ends at its marker (see cited_segments)
+        units.extend([(body, named)] if named else [(s.text, ()) for s in split_sentences(body)])
+    for body, named in units:
         if not re.search(r"[A-Za-z0-9]", body):
             continue
         words, numbers = term_set(markers.plain(body)), _numbers(markers.plain(body))
-        named = markers.cited(sentence.text)
         validation.removed.extend(n for n in named if n not in by_n)   # no such passage
         cited = [n for n in named if n in given]
         if not cited or _supported(words, numbers, [c for n in cited for c in given[n]]) < MIN_COMPOSED_SUPPORT:
@@ -153,6 +178,10 @@ def _verify_composed(text: str, evidence: Sequence[Claim], passages: Sequence[Pa
                 continue
             validation.recited.append(markers.plain(body))
             cited = [best]
+        if question and not _adds_to(question, words, numbers, [c for n in cited for c in given[n]]):
+            validation.dropped.append(markers.plain(body))
+            continue
+        body = _as_evidence_writes(body, " ".join(c.text for n in cited for c in given[n]))
         kept.append(f"{body} {markers.format_marker(cited)}")
         for n in cited:
             spans = highlights.setdefault(n, [])

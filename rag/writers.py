@@ -130,7 +130,7 @@ class ComposeWriter(LLMWriter):
         for token in self.generator.stream_messages(build_compose_messages(question, [(c.cites[0], c.text) for c in evidence])):
             parts.append(token)
             yield token
-        return Draft("".join(parts).strip(), evidence=evidence)
+        return Draft("".join(parts).strip(), evidence=evidence, question=question)
 
 
 def make_writer(settings: Settings) -> Writer:

@@ -79,6 +79,31 @@ def test_a_number_not_in_the_evidence_is_never_kept(decided):
     assert "2031" not in verified.text
 
 
+def test_a_sentence_that_only_restates_the_question_is_dropped(decided):
+    passages, evidence = decided
+    n = evidence[0].cites[0]
+    echo = verify(Draft(f"Russia avoided a mutual defense clause with Iran for a reason [{n}].", evidence=evidence,
+                        question=QUESTION), passages)
+    assert echo.text == "" and echo.validation.dropped
+    answer = verify(Draft(f"{evidence[0].text} [{n}]", evidence=evidence, question=QUESTION), passages)
+    assert markers.cited(answer.text) == [n] and not answer.validation.dropped
+
+
+def test_a_claim_ends_at_its_marker_not_at_an_abbreviation():
+    """Hand-written evidence and drafts: a sentence splitter cuts "the U.S." and Qwen writes "U. S."."""
+    from rag.types import Passage
+
+    text = "After the war began, Russia offered to mediate between Iran, Israel, and the U.S. Nobody accepted."
+    passage = Passage(source="doc", title="", section="", start=0, end=len(text), text=text, n=1, score=1.0)
+    evidence = (Claim(text, (1,), ((0, len(text)),)),)
+    question = "Between which parties did Russia offer to mediate?"
+    for draft in ("Russia offered to mediate between Iran, Israel, and the U.S. [1]",
+                  "Russia offered to mediate between Iran, Israel, and the U. S. [1]"):
+        verified = verify(Draft(draft, evidence=evidence, question=question), [passage])
+        assert verified.text == "Russia offered to mediate between Iran, Israel, and the U.S. [1]", draft
+        assert not verified.validation.dropped and not verified.validation.recited
+
+
 def test_citations_are_numbered_by_first_appearance_everywhere(essay_rag):
     """The answer, its citations and its passages use one numbering: 1..m in the order the answer first cites
     them, then the uncited passages in retrieval order; the passage list is in that order."""
