@@ -1,8 +1,9 @@
 """The condense stage: a follow-up ("and why did Moscow refuse?") becomes a question retrieval can answer alone.
 
 Input: the checked question and the conversation (`Turn`s). Output: the standalone question. Without an LLM the
-previous question is carried along (`RuleCondenser`); with one, the LLM rewrites follow-ups (`LLMCondenser`),
-falling back to the rule when the rewrite fails.
+previous question is carried along (`RuleCondenser`). With `llm.rewrite_followups` the LLM rewrites follow-ups
+(`LLMCondenser`), falling back to the rule when the rewrite fails; it is off by default (measured in
+rag/settings.py).
 """
 
 from __future__ import annotations

@@ -70,8 +70,8 @@ class RAG:
         self.embedder = embedder
         self.guard = QuestionGuard(settings.answer.max_question_chars)
         self.writer = writer or make_writer(settings)
-        self.condenser: Condenser = LLMCondenser(self.writer) if isinstance(self.writer, LLMWriter) \
-            else RuleCondenser()
+        self.condenser: Condenser = LLMCondenser(self.writer) \
+            if isinstance(self.writer, LLMWriter) and settings.llm.rewrite_followups else RuleCondenser()
         reranker = Reranker(settings.retrieval.reranker) if settings.retrieval.reranker else None
         self.retriever = PassageRetriever(index, settings.retrieval, reranker)
         self.weights = CorpusWeights(index)

@@ -47,6 +47,10 @@ class LLMSettings(BaseModel):
     # Prompt tokens llama.cpp reads per batch. ChatLlamaCpp's default is 8, which made reading a compose prompt
     # (140-200 tokens) the larger part of an answer; see rag.llm._llamacpp for the measurement.
     n_batch: int = Field(512, ge=8)
+    # Let the LLM rewrite follow-ups instead of the rule (rag.followup). Off: on the 11 dev follow-ups Qwen 1.5B's
+    # rewrites dropped the referent ("What happens if only one address is given to it?" lost "the j command")
+    # or kept the pronoun in 4 and won no key term the rule missed; it lost one, and it costs a model call.
+    rewrite_followups: bool = False
 
 
 class AnswerSettings(BaseModel):

@@ -215,11 +215,16 @@ def test_unreachable_server_names_backend_and_fix(essay_rag):
     assert re.search("cannot connect.*Start the server", answer.validation.backend_error)
 
 
-def test_followup_is_rewritten_by_the_llm(compat_rag):
+def test_followup_is_rewritten_by_the_llm_only_when_the_settings_ask(compat_rag):
     ScriptedLLM.mode = "good"
     history = [{"role": "user", "content": "What did the long-term agreement between Iran and Russia lack?"},
                {"role": "assistant", "content": "A mutual defense clause [1]."}]
-    answer = compat_rag.ask("Why did Moscow refuse it?", history)
+    answer = compat_rag.ask("Why did Moscow refuse it?", history)   # default: the rule carries the context
+    assert answer.standalone_question.startswith("Why did Moscow refuse it?") and \
+        "What did the long-term agreement between Iran and Russia lack?" in answer.standalone_question
+    assert not any("Standalone question:" in r["messages"][-1]["content"] for r in ScriptedLLM.requests)
+    rewriting = compat_rag.with_settings(compat_rag.settings.updated(llm={"rewrite_followups": True}))
+    answer = rewriting.ask("Why did Moscow refuse it?", history)
     assert answer.standalone_question == "Why did Russia refuse to include a mutual defense clause with Iran?"
     assert any("Standalone question:" in r["messages"][-1]["content"] for r in ScriptedLLM.requests)
 
