@@ -8,7 +8,8 @@ each document's features are on that document's scale, as a user's upload would 
 
 Why leave-one-document-out: the decision has to work on documents nobody tuned it for, so each set is scored by
 a model fitted on the other sets only, and the threshold is the highest at which every held-out set meets its
-false-refusal limit (0.03 on the essay, 0.05 elsewhere: the issue's targets). The table it prints, per set:
+false-refusal limit (0.03 on the essay, 0.05 elsewhere: the issue's targets), with room to spare
+(`DEV_LIMIT_SHARE`). The table it prints, per set:
 false refusals, unanswerable and near-miss questions refused. The shipped model is then fitted on every dev set,
 and its intercept shifted so that `answer.refusal_threshold` is that operating point (the threshold stays one
 setting; the probabilities keep their order). Each set's highest passing threshold is printed too: the closer
@@ -34,6 +35,12 @@ from eval.dataset import eval_sets, load_questions
 ANSWERABLE = ("fact", "synthesis", "paraphrase", "followup")
 FALSE_REFUSAL_LIMIT = {"essay": 0.03}   # every other set: DEFAULT_LIMIT
 DEFAULT_LIMIT = 0.05
+# The operating point must keep each held-out dev set within this share of its limit. A dev set holds 24-36
+# answerable questions, so one false refusal is already 0.03-0.04: at share 1 the fitted threshold (0.315) sat
+# just above a dev answerable question (python-tutorial para-09, p 0.25), with no room for documents the sets
+# do not hold. At 0.5 no held-out dev question may be refused, which is the issue's priority: a false refusal
+# costs the reader more than a quoted answer they can check.
+DEV_LIMIT_SHARE = 0.5
 DEFAULT_FEATURES = "dense_lift,type_missing"
 THRESHOLDS = np.round(np.arange(0.01, 0.99, 0.005), 3)
 
@@ -135,8 +142,9 @@ def rates(s: SetRows, p: np.ndarray, threshold: float) -> dict[str, float]:
     return out
 
 
-def highest_passing(s: SetRows, p: np.ndarray) -> float:
-    limit = FALSE_REFUSAL_LIMIT.get(s.name, DEFAULT_LIMIT)
+def highest_passing(s: SetRows, p: np.ndarray, share: float = 1.0) -> float:
+    """The highest threshold at which the set's false refusals stay within `share` of its limit."""
+    limit = FALSE_REFUSAL_LIMIT.get(s.name, DEFAULT_LIMIT) * share
     ok = [t for t in THRESHOLDS if rates(s, p, t)["false_refusals"] <= limit + 1e-9]
     return float(max(ok)) if ok else 0.0
 
@@ -199,13 +207,13 @@ def main() -> None:
     _check(parser, names)
     sets = {n: s.select(names) for n, s in everything.items()}
     lodo = leave_one_document_out(sets, args.C, args.probe_weight)
-    passing = {n: highest_passing(s, lodo[n]) for n, s in sets.items()}
+    passing = {n: highest_passing(s, lodo[n], DEV_LIMIT_SHARE) for n, s in sets.items()}
     operating = min(passing.values())
     table(f"leave-one-document-out, features {','.join(names)}", sets, lodo, operating)
 
     fitted = fit(list(sets.values()), args.C, args.probe_weight)
     in_sample = {n: predict(fitted, s.X) for n, s in sets.items()}
-    operating = min(operating, *(highest_passing(s, in_sample[n]) for n, s in sets.items()))
+    operating = min(operating, *(highest_passing(s, in_sample[n], DEV_LIMIT_SHARE) for n, s in sets.items()))
     model, mean, scale = fitted
     # Move the operating point to the configured threshold: logit shift, so the order of answers is unchanged.
     shift = math.log(threshold / (1 - threshold)) - math.log(operating / (1 - operating))
