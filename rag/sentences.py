@@ -49,7 +49,7 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
-def _soft_break(line: str, nxt: str) -> bool:
+def _soft_break(line: str, nxt: str, then: str = "") -> bool:
     """Whether the line break between `line` and the next line `nxt` is a soft wrap inside one sentence.
 
     Hard-wrapped manuals and plain-text books break lines anywhere; the bundled essay puts each paragraph or heading
@@ -58,8 +58,10 @@ def _soft_break(line: str, nxt: str) -> bool:
     - or the line ends in a comma or a word that cannot end a sentence ("and", "of", "the", ...),
     - or the line is a short term whose definition follows indented below it (a definition list, as in GNU info
       manuals and man pages: "'--strip-trailing-cr'" / "     Strip the carriage returns ..."): the term is what
-      names the thing the definition describes, and alone it is too short to quote.
-    Measured on the dev splits: evidence sentences cut by a hard wrap went from N to M (see README "Refusals")."""
+      names the thing the definition describes, and alone it is too short to quote;
+    - or the line is one of several terms of one definition, each on its own line ("'-v'" / "'--verbose'" /
+      "     Turn help mode on; …"): the short option was a sentence of its own, so an answer quoting the
+      definition named only the long one (ed-manual dev para-03)."""
     body, after = line.strip(), nxt.strip()
     if not body or not after or body[-1] in _FINAL:
         return False
@@ -68,7 +70,12 @@ def _soft_break(line: str, nxt: str) -> bool:
     last = _LAST_WORD.search(body)
     if body[-1] == "," or (last and body[-1].isalpha() and last.group(1).lower() in _JOINING):
         return True
-    return len(body) <= 40 and _indent(nxt) > _indent(line)
+    if len(body) > 40:
+        return False
+    if _indent(nxt) > _indent(line):
+        return True
+    return len(after) <= 40 and after[-1] not in _FINAL and _indent(nxt) == _indent(line) and \
+        bool(then.strip()) and _indent(then) > _indent(nxt)
 
 
 def _segments(text: str) -> list[tuple[int, str]]:
@@ -82,7 +89,7 @@ def _segments(text: str) -> list[tuple[int, str]]:
             start = pos
         parts.append(line)
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if not _soft_break(line, nxt):
+        if not _soft_break(line, nxt, lines[i + 2] if i + 2 < len(lines) else ""):
             out.append((start, " ".join(parts)))
             parts = []
         pos += len(line) + 1

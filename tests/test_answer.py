@@ -255,6 +255,9 @@ def test_an_extractive_answer_leads_with_the_best_sentence_and_cites_each_from_i
     # A definition list: the term goes with its indented definition.
     ("'--strip-trailing-cr'\n     Strip the carriage returns at the end of text lines in DOS files.\n",
      "'--strip-trailing-cr'\n     Strip the carriage returns at the end of text lines in DOS files."),
+    # Several terms of one definition, each on its own line: all go with it.
+    ("'-v'\n'--verbose'\n     Turn help mode on.\n\n'-x'\n     Other.\n",
+     "'-v'\n'--verbose'\n     Turn help mode on."),
 ])
 def test_a_hard_wrapped_sentence_is_one_sentence(text, sentence):
     from rag.sentences import split_sentences
