@@ -129,10 +129,13 @@ def _load_html(path: Path, data: bytes) -> tuple[str, str | None]:
     that marks its main content (<main>, role="main") is read from there: a question is about the content, and
     the sidebar's "Previous topic" was retrievable text."""
     from bs4 import BeautifulSoup, NavigableString
+    from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
 
     soup = BeautifulSoup(_decode(path, data), "html.parser")
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
+    for node in soup.find_all(string=lambda t: isinstance(t, (Comment, Declaration, Doctype, ProcessingInstruction))):
+        node.extract()  # '<!DOCTYPE html PUBLIC …>' and '<!-- Created by GNU Texinfo -->' are not text
     title = soup.title.get_text(" ", strip=True) if soup.title else None
     if soup.title:
         soup.title.decompose()

@@ -77,7 +77,8 @@ def test_markdown_code_is_never_a_heading():
 def test_html_headings_come_from_tags_and_page_furniture_is_dropped(tmp_path):
     page = tmp_path / "page.html"
     page.write_text(
-        "<html><head><title>Guide</title></head><body>"
+        "<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 4.01//EN\"><html><head><title>Guide</title></head><body>"
+        "<!-- Created by a generator -->"
         "<nav><p>Previous topic</p><p>Next topic</p></nav>"
         "<div role='main'><h1>4. Control Flow<a class='headerlink' href='#x'>¶</a></h1>"
         "<p>Python has the usual statements.</p>"
@@ -87,11 +88,16 @@ def test_html_headings_come_from_tags_and_page_furniture_is_dropped(tmp_path):
         "<div role='navigation'><p>Show Source</p></div></body></html>", "utf-8")
     doc = load_document(page)
     assert "Previous topic" not in doc.text and "Show Source" not in doc.text and "¶" not in doc.text
+    assert "DOCTYPE" not in doc.text and "PUBLIC" not in doc.text and "generator" not in doc.text
     assert "An if statement picks a branch." in doc.text
     assert "    >>> # Measure some strings:\n    ... words = ['cat']\n    True\n        indented()" in doc.text
     assert _headings(doc.text, doc.kind) == ["4. Control Flow", "4.1. if Statements", "4.2. for Statements"]
     chunks = Chunker(800, 0, "sections").split(doc)
     assert all(doc.text[c.start:c.end] == c.text for c in chunks)
+    plain = tmp_path / "plain.html"   # no main element: the whole page, still without declarations or comments
+    plain.write_text("<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 4.01//EN\"><html><body><!-- Created by Texinfo -->"
+                     "<h2>2.1 The Basics</h2><p>It assumes a pointer.</p></body></html>", "utf-8")
+    assert load_document(plain).text == "## 2.1 The Basics\n\nIt assumes a pointer."
 
 
 def test_bm25_matches_one_character_commands_and_options(tmp_path, embedder):
