@@ -112,6 +112,8 @@ def sections(text: str, kind: str = "text") -> list[tuple[int, int, str]]:
     has_body = False
     prev_heading = False
     lines = text.split("\n")
+    if kind == "html" and not any(_MD_HEADING.match(line) for line in lines):
+        kind = "text"   # HTML text stored by the loader before it wrote '#' headings: guess them as in plain text
     wrapped = _hard_wrapped(lines)
     offset = 0
     in_fence = False

@@ -113,3 +113,10 @@ def test_bm25_matches_one_character_commands_and_options(tmp_path, embedder):
     assert len(index.chunks) >= 4
     hits = index.searcher(SearchConfig(mode="bm25")).search("What does q do?", 1)
     assert hits and "The q command quits" in hits[0].chunk.text
+
+
+def test_html_text_from_the_older_loader_still_gets_its_headings_guessed():
+    """An index built before the loader wrote '#' headings is re-chunked from its stored text, not the file."""
+    old_text = "Intro paragraph of the page.\nDefining Functions\nWe can create a function that writes numbers.\n"
+    assert _headings(old_text, "html") == ["", "Defining Functions"]
+
