@@ -1,5 +1,5 @@
 """The words BM25 indexes and searches: one tokenizer for the FAISS-side bm25s store and the PostgreSQL postings,
-so both backends rank alike (tests/test_pg.py compares them).
+so both backends rank alike (tests/test_postgres.py compares them).
 
 Why single characters count: bm25s's default pattern keeps words of two or more characters, so a manual's
 commands and options ("How do the q and Q commands differ?", "-q and -s", "w compared with W") and Python's
