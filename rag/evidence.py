@@ -132,7 +132,7 @@ class EvidenceScorer:
         q_terms = content_terms(question)
         seen: set[tuple[str, int]] = set()
         items: list[tuple[Sentence, Passage]] = []
-        context: dict[int, Sentence] = {}   # item -> the sentence and its predecessor, for one that leans back
+        context: dict[int, Sentence] = {}   # item -> it with the sentence before, when it opens with a pronoun
         for p in passages:
             prev: Sentence | None = None
             for s in split_sentences(p.text, p.start, p.source):

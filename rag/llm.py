@@ -117,7 +117,8 @@ def _llamacpp(llm: LLMSettings):
         from langchain_community.chat_models import ChatLlamaCpp
     try:
         return ChatLlamaCpp(model_path=str(path), n_ctx=llm.n_ctx, n_threads=llm.n_threads or os.cpu_count() or 2,
-                            n_batch=llm.n_batch, temperature=llm.temperature, max_tokens=llm.max_tokens, verbose=False, streaming=True)
+                            n_batch=llm.n_batch, temperature=llm.temperature, max_tokens=llm.max_tokens,
+                            verbose=False, streaming=True)
     except Exception as exc:
         raise _fail(llm, f"could not load {path.name} ({type(exc).__name__}: {str(exc)[:200]})") from None
 

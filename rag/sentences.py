@@ -120,8 +120,8 @@ def display(text: str) -> str:
 
 
 def leans_back(text: str) -> bool:
-    """A sentence that opens by leaning on the sentence before it ("This tests whether…", "It is the refinement of…",
-    "Despite this, the foreign policy approach was…"): read alone, it does not say what it is about."""
+    """A sentence that opens by leaning on the sentence before it ("This tests whether…", "It is the refinement
+    of…", "Despite this, the foreign policy approach was…"): read alone, it does not say what it is about."""
     return bool(_LEANS_BACK.match(text.lstrip()))
 
 

@@ -7,7 +7,8 @@ document spans to highlight, and a `Validation` report.
 For a composed draft (compose mode: an LLM phrased the evidence sentences it was given) each answer sentence is
 checked against the evidence sentences of the passages it cites: enough of its content words and every number
 must come from them (MIN_COMPOSED_SUPPORT). A sentence citing the wrong number, or none, is re-cited to the
-evidence that supports it; one that nothing supports, or that only restates the question, is dropped. The highlights are the cited evidence sentences.
+evidence that supports it; one that nothing supports, or that only restates the question, is dropped. The
+highlights are the cited evidence sentences.
 
 For a quoting (extractive) draft the claims are checked to lie inside the passages they cite and become the
 highlights as they are. For free text (an LLM's) markers naming no passage are removed; a sentence that shares

@@ -70,7 +70,8 @@ def test_underlined_headings_are_headings_whatever_their_first_character():
 
 
 def test_markdown_code_is_never_a_heading():
-    text = "# Guide\n\nSome text.\n\n```python\n# a comment in code\nx = 1\n```\n\n    # indented code\n\n## Next\n\nMore.\n"
+    text = ("# Guide\n\nSome text.\n\n```python\n# a comment in code\nx = 1\n```\n\n    # indented code\n\n"
+            "## Next\n\nMore.\n")
     assert _headings(text, "markdown") == ["Guide", "Next"]
 
 
