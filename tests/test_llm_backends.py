@@ -252,6 +252,8 @@ def test_llamacpp_smollm2_loads_streams_and_is_validated(essay_rag, mode):
                                                "n_ctx": 2048, "mode": mode})
     rag = essay_rag.with_settings(settings)
     assert rag.backend == "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf"
+    # llama.cpp reads the prompt in batches of llm.n_batch, not ChatLlamaCpp's default of 8 (README "LLM backends")
+    assert rag.writer.generator.model.client.context_params.n_batch == settings.llm.n_batch == 512
     events = list(rag.stream(QUESTION))
     tokens = [e.text for e in events if e.kind == "token"]
     answer = events[-1].answer
