@@ -81,7 +81,38 @@ def _lacking(found: Inspection, manifest: Manifest) -> set[str] | None:
     return None if sources is None else sources - set(manifest.documents) - set(manifest.dropped)
 
 
-class HybridIndex:
+class SnapshotReads:
+    """The read accessors both backends share (`HybridIndex`, `index.pg.store.PostgresIndex`): each keeps the
+    generation in use in `_snap` (with `chunks` and `manifest`) and its embedding model in `_embedder`."""
+
+    config: IndexConfig
+    _embedder: Embedder | None
+
+    @property
+    def embedder(self) -> Embedder:
+        """Loaded on first use: `rag index` with nothing to do and `rag info` never pay for the model."""
+        if self._embedder is None:
+            self._embedder = Embedder.from_config(self.config)
+        return self._embedder
+
+    @property
+    def snapshot(self):
+        """The generation in use; read it once per operation, as `refresh` and updates replace it whole."""
+        return self._snap
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return self._snap.chunks
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self._snap.manifest
+
+    def documents(self) -> list[DocumentRecord]:
+        return list(self._snap.manifest.documents.values()) if self._snap.manifest else []
+
+
+class HybridIndex(SnapshotReads):
     """Dense (FAISS) + lexical (BM25) search over chunks with exact source offsets.
 
     `on_wait(message)` is told when an update has to wait for another process's lock (default: a logged
@@ -167,35 +198,12 @@ class HybridIndex:
             if held and storage.read_pointer(self.root)[1] is not None:
                 storage.write_pointer(self.root, gen)
 
-    @property
-    def embedder(self) -> Embedder:
-        """Loaded on first use: `rag index` with nothing to do and `rag info` never pay for the model."""
-        if self._embedder is None:
-            self._embedder = Embedder.from_config(self.config)
-        return self._embedder
-
     # -- reading ---------------------------------------------------------------------------------------------
-    @property
-    def snapshot(self) -> Snapshot:
-        """The generation in use; read it once per operation, as `refresh` and updates replace it whole."""
-        return self._snap
-
-    @property
-    def chunks(self) -> list[Chunk]:
-        return self._snap.chunks
-
-    @property
-    def manifest(self) -> Manifest | None:
-        return self._snap.manifest
-
     def __len__(self) -> int:
         return len(self._snap.chunks)
 
     def document_text(self, source: str) -> str:
         return self._snap.texts[source]
-
-    def documents(self) -> list[DocumentRecord]:
-        return list(self._snap.manifest.documents.values()) if self._snap.manifest else []
 
     def searcher(self, config: SearchConfig) -> Searcher:
         """A searcher over this index (it follows `refresh` and updates) with mode and fusion from `config`."""

@@ -19,8 +19,8 @@ import numpy as np
 from index.chunking import Chunk
 from index.config import SearchConfig
 from index.pg.errors import DimensionMismatch
-from index.tokens import Tokenizer
 from index.search import Fusion, Ranking, SearchHit, fusion_for
+from index.tokens import Tokenizer
 
 if TYPE_CHECKING:
     from index.pg.store import PostgresIndex

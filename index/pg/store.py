@@ -35,14 +35,14 @@ from index.config import IndexConfig, SearchConfig
 from index.documents import Document, DocumentError, load_document, sha256_of_file
 from index.embedding import Embedder
 from index.errors import Damage, IndexStoreError
-from index.hybrid import CheckReport, IndexInfo
+from index.hybrid import CheckReport, IndexInfo, SnapshotReads
 from index.manifest import FORMAT_VERSION, DocumentRecord, Manifest
 from index.pg.errors import DimensionMismatch, PostgresError, redact, translate
 from index.pg.schema import HNSW_INDEX, SCHEMA_VERSION, Connections, advisory_lock, ensure_schema, schema_for
 from index.pg.search import PgDense, PgSearcher, chunk_of
-from index.tokens import Tokenizer
 from index.pg.server import EmbeddedServer
 from index.planner import DiskProbe, plan_update
+from index.tokens import Tokenizer
 from index.writer import UpdateReport
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class _Doc:
     vectors: np.ndarray
 
 
-class PostgresIndex:
+class PostgresIndex(SnapshotReads):
     """Dense (pgvector HNSW) + BM25 (SQL) search over chunks with exact source offsets, in one schema of one
     PostgreSQL database. Same methods as `HybridIndex`; `close()` returns its connections (and lets go of the
     embedded server)."""
@@ -229,30 +229,9 @@ class PostgresIndex:
         with self._reading() as conn:
             return conn.execute("SELECT generation > 0 FROM state").fetchone()[0]
 
-    @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = Embedder.from_config(self.config)
-        return self._embedder
-
     # -- reading ---------------------------------------------------------------------------------------------
-    @property
-    def snapshot(self) -> PgSnapshot:
-        return self._snap
-
-    @property
-    def chunks(self) -> list[Chunk]:
-        return self._snap.chunks
-
-    @property
-    def manifest(self) -> Manifest | None:
-        return self._snap.manifest
-
     def __len__(self) -> int:
         return self._snap.chunk_count
-
-    def documents(self) -> list[DocumentRecord]:
-        return list(self._snap.manifest.documents.values()) if self._snap.manifest else []
 
     def document_text(self, source: str) -> str:
         """The stored text (KeyError if the index does not hold `source`), cached for the current generation."""
