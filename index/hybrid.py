@@ -111,6 +111,16 @@ class SnapshotReads:
     def documents(self) -> list[DocumentRecord]:
         return list(self._snap.manifest.documents.values()) if self._snap.manifest else []
 
+    def _rebuild_if_built_otherwise(self, where: str) -> None:
+        """On open: an index built with another model or chunker is rebuilt from its stored texts, never
+        searched."""
+        manifest = self._snap.manifest
+        reason = manifest.mismatch(self.config.embedding_model, self.config.chunker_signature()) if manifest \
+            else None
+        if reason:
+            log.warning("Index at %s %s; rebuilding it.", where, reason)
+            self.rebuild(reason)
+
 
 class HybridIndex(SnapshotReads):
     """Dense (FAISS) + lexical (BM25) search over chunks with exact source offsets.
@@ -136,12 +146,7 @@ class HybridIndex(SnapshotReads):
         index = cls(config, embedder, on_wait)
         storage.check_root(index.root, write=False)
         index._snap = Snapshot.load(index._current(), config)
-        manifest = index._snap.manifest
-        if manifest is not None:
-            reason = manifest.mismatch(config.embedding_model, config.chunker_signature())
-            if reason:
-                log.warning("Index at %s %s; rebuilding it.", index.root, reason)
-                index.rebuild(reason)
+        index._rebuild_if_built_otherwise(str(index.root))
         return index
 
     def refresh(self) -> bool:

@@ -7,6 +7,7 @@ a query is just `search(query, k)`. The fusion method is chosen once, in the con
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from index.chunking import Chunk
@@ -90,6 +91,32 @@ def fusion_for(config: SearchConfig) -> Fusion:
     raise ValueError(f"unknown fusion {config.fusion!r}")
 
 
+def combine(mode: str, fusion: Fusion, dense: Ranking, bm25: Ranking) -> Ranking:
+    """The order a search mode returns: one retriever's ranking, or both fused (ties broken by row, so both
+    backends order alike)."""
+    if mode == "dense":
+        return dense
+    if mode == "bm25":
+        return bm25
+    return sorted(fusion.fuse(dense, bm25).items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def to_hits(order: Ranking, dense: Ranking, bm25: Ranking,
+            chunk: Callable[[int], Chunk | None]) -> list[SearchHit]:
+    """`SearchHit`s for the rows of `order` (already cut to k), with each retriever's score and rank; a row whose
+    chunk is gone (None) is skipped and keeps its place in the numbering."""
+    d_rank = {row: r for r, (row, _) in enumerate(dense)}
+    b_rank = {row: r for r, (row, _) in enumerate(bm25)}
+    d_score, b_score = dict(dense), dict(bm25)
+    hits = []
+    for rank, (row, score) in enumerate(order):
+        c = chunk(row)
+        if c is not None:
+            hits.append(SearchHit(c, score, rank, d_score.get(row), b_score.get(row), d_rank.get(row),
+                                  b_rank.get(row)))
+    return hits
+
+
 class Searcher:
     """Ranked chunks of one index. "hybrid" fuses the dense and BM25 results (`config.candidates` each, or k if
     larger); "dense" and "bm25" return one retriever's top k. Reads the index's current snapshot on every
@@ -114,15 +141,5 @@ class Searcher:
         if mode in ("hybrid", "bm25"):
             ids, scores = snap.lexical.search(query, pool)
             bm25 = [(int(i), float(s)) for i, s in zip(ids, scores)]
-        if mode == "dense":
-            order = dense
-        elif mode == "bm25":
-            order = bm25
-        else:
-            order = sorted(self.fusion.fuse(dense, bm25).items(), key=lambda kv: (-kv[1], kv[0]))
-        d_rank = {row: r for r, (row, _) in enumerate(dense)}
-        b_rank = {row: r for r, (row, _) in enumerate(bm25)}
-        d_score, b_score = dict(dense), dict(bm25)
-        return [SearchHit(snap.chunks[row], score, rank, d_score.get(row), b_score.get(row), d_rank.get(row),
-                          b_rank.get(row))
-                for rank, (row, score) in enumerate(order[:k])]
+        order = combine(mode, self.fusion, dense, bm25)[:k]
+        return to_hits(order, dense, bm25, snap.chunks.__getitem__)

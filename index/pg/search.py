@@ -19,7 +19,7 @@ import numpy as np
 from index.chunking import Chunk
 from index.config import SearchConfig
 from index.pg.errors import DimensionMismatch
-from index.search import Fusion, Ranking, SearchHit, fusion_for
+from index.search import Fusion, Ranking, SearchHit, combine, fusion_for, to_hits
 from index.tokens import Tokenizer
 
 if TYPE_CHECKING:
@@ -107,17 +107,6 @@ class PgSearcher:
         with self.index.connections.borrow() as conn:
             d: Ranking = dense(conn, vector, pool, self.index.config.hnsw_ef_search) if vector is not None else []
             b: Ranking = bm25(conn, self.tokenize([query])[0], pool) if mode in ("hybrid", "bm25") else []
-            if mode == "dense":
-                order = d
-            elif mode == "bm25":
-                order = b
-            else:
-                order = sorted(self.fusion.fuse(d, b).items(), key=lambda kv: (-kv[1], kv[0]))
-            order = order[:k]
+            order = combine(mode, self.fusion, d, b)[:k]
             rows = {r[0]: r for r in conn.execute(HITS_SQL, ([row for row, _ in order],)).fetchall()}
-        d_rank = {row: r for r, (row, _) in enumerate(d)}
-        b_rank = {row: r for r, (row, _) in enumerate(b)}
-        d_score, b_score = dict(d), dict(b)
-        return [SearchHit(chunk_of(rows[row]), score, rank, d_score.get(row), b_score.get(row), d_rank.get(row),
-                          b_rank.get(row))
-                for rank, (row, score) in enumerate(order) if row in rows]
+        return to_hits(order, d, b, lambda row: chunk_of(rows[row]) if row in rows else None)

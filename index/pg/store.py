@@ -163,12 +163,7 @@ class PostgresIndex(SnapshotReads):
         is rebuilt from its stored texts, never searched."""
         index = cls(config, embedder, on_wait)
         index.refresh()
-        manifest = index.manifest
-        if manifest is not None:
-            reason = manifest.mismatch(config.embedding_model, config.chunker_signature())
-            if reason:
-                log.warning("Index at %s %s; rebuilding it.", index.where, reason)
-                index.rebuild(reason)
+        index._rebuild_if_built_otherwise(index.where)
         return index
 
     def close(self) -> None:
