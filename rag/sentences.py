@@ -45,11 +45,33 @@ _LAST_WORD = re.compile(r"([A-Za-z]+)\W*$")
 _OPENERS = "'\"“‘([<*`"
 
 
+_BLANKS = " \t\u00a0"
+# A line that starts a list item or a block of its own ("* item", "- item", "1. step", "(a) case", "| cell").
+_NEW_ITEM = re.compile(r"^([*•·|>+-]\s|\d{1,3}[.)]\s|\(?[a-z0-9]{1,3}\)\s)")
+# A line at least this share of the text's wrap width (its longest lines) was broken by the wrapper, not by the
+# author: hard-wrapped prose fills its lines to the width, a heading or a list's last line stops short.
+FULL_LINE_SHARE = 0.75
+FULL_LINE_MIN = 50
+
+
 def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" \t"))
+    """Leading blanks; a no-break space counts (text dumps of HTML indent with them)."""
+    return len(line) - len(line.lstrip(_BLANKS))
 
 
-def _soft_break(line: str, nxt: str, then: str = "") -> bool:
+def wrap_width(lines: list[str]) -> int:
+    """The width a hard-wrapped text was filled to: the 90th percentile of its non-blank line lengths. In a text
+    with a paragraph per line it is a paragraph's length, so no line counts as full there."""
+    lengths = sorted(len(line.rstrip()) for line in lines if line.strip())
+    return lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
+
+
+def _full(line: str, width: int) -> bool:
+    n = len(line.rstrip())
+    return n >= FULL_LINE_MIN and n >= FULL_LINE_SHARE * width
+
+
+def _soft_break(line: str, nxt: str, then: str = "", width: int = 0) -> bool:
     """Whether the line break between `line` and the next line `nxt` is a soft wrap inside one sentence.
 
     Hard-wrapped manuals and plain-text books break lines anywhere; the bundled essay puts each paragraph or heading
@@ -61,14 +83,19 @@ def _soft_break(line: str, nxt: str, then: str = "") -> bool:
       names the thing the definition describes, and alone it is too short to quote;
     - or the line is one of several terms of one definition, each on its own line ("'-v'" / "'--verbose'" /
       "     Turn help mode on; …"): the short option was a sentence of its own, so an answer quoting the
-      definition named only the long one (ed-manual dev para-03)."""
-    body, after = line.strip(), nxt.strip()
+      definition named only the long one (ed-manual dev para-03);
+    - or the line is full (filled to the text's wrap `width`, see `_full`) and the next line goes on at the same
+      indentation without opening a list item: "Stormix declared bankruptcy on January" / "17th 2001" in the
+      Debian history's text dump was cut into two sentences, neither of which gave the date."""
+    body, after = line.strip(_BLANKS), nxt.strip(_BLANKS)
     if not body or not after or body[-1] in _FINAL:
         return False
     if after.lstrip(_OPENERS)[:1].islower():
         return True
     last = _LAST_WORD.search(body)
     if body[-1] == "," or (last and body[-1].isalpha() and last.group(1).lower() in _JOINING):
+        return True
+    if width and _full(line, width) and _indent(nxt) == _indent(line) and not _NEW_ITEM.match(after):
         return True
     if len(body) > 40:
         return False
@@ -82,6 +109,7 @@ def _segments(text: str) -> list[tuple[int, str]]:
     """(offset, text) of each run of lines that belong together (`_soft_break`). A soft break is read as a space
     (one character for one, so offsets stay exact)."""
     lines = text.split("\n")
+    width = wrap_width(lines)
     out: list[tuple[int, str]] = []
     pos, start, parts = 0, 0, []
     for i, line in enumerate(lines):
@@ -89,7 +117,7 @@ def _segments(text: str) -> list[tuple[int, str]]:
             start = pos
         parts.append(line)
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if not _soft_break(line, nxt, lines[i + 2] if i + 2 < len(lines) else ""):
+        if not _soft_break(line, nxt, lines[i + 2] if i + 2 < len(lines) else "", width):
             out.append((start, " ".join(parts)))
             parts = []
         pos += len(line) + 1
