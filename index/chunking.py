@@ -18,7 +18,14 @@ from index.spans import Span
 
 # Paragraphs, then lines, then sentence ends, then words: the splitter only falls back when a piece is too long.
 _SEPARATORS = [r"\n\n", r"\n", r"(?<=[.!?…])\s+", r"(?<=[;:])\s+", r" ", r""]
+# In hard-wrapped text (`_hard_wrapped`) a line break is where the wrapper ran out of width, mid-sentence: a passage
+# cut there opens with "10th to July 17th, 2005 with over three hundred participants." and loses what the sentence
+# is about (the Debian history's text dump). There sentence ends come before line breaks.
+_WRAPPED_SEPARATORS = [r"\n\n", r"(?<=[.!?…])\s+", r"\n", r"(?<=[;:])\s+", r" ", r""]
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
+# A section number before a heading's first word ("1. Introduction", "2.1. General rules", "1.1 In the
+# Beginning"): manuals, constitutions and papers number their headings; the word after it must still be capitalised.
+_NUMBERING = re.compile(r"^\d{1,3}(\.\d{1,3})*\.?\s+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +53,8 @@ def is_heading(line: str, kind: str = "text") -> str | None:
     if kind == "markdown" and not md:
         return None
     words = stripped.split()
-    if len(stripped) <= 100 and len(words) <= 14 and stripped[-1] not in ".!?:;,…\"”’)" and stripped[0].isupper():
+    if len(stripped) <= 100 and len(words) <= 14 and stripped[-1] not in ".!?:;,…\"”’)" and \
+            _NUMBERING.sub("", stripped)[:1].isupper():
         return stripped
     return None
 
@@ -64,6 +72,20 @@ def _hard_wrapped(lines: list[str]) -> bool:
     0.58 of the ed manual's adjacent line pairs do, 0 of the essay's (one line per paragraph)."""
     pairs = [(a, b) for a, b in zip(lines, lines[1:]) if a.strip() and b.strip()]
     return bool(pairs) and sum(b.strip()[0].islower() for _, b in pairs) >= 0.2 * len(pairs)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _outdented(lines: list[str], i: int) -> bool:
+    """Whether the text after line `i` (past blank lines) is indented deeper than it: a text dump of a web page
+    indents its headings less than their paragraphs ("  2.1. General rules" over "    1. Nothing in this …" in
+    the Debian constitution), where a code line has code at its own depth below it."""
+    for nxt in lines[i + 1:]:
+        if nxt.strip():
+            return _indent(nxt) > _indent(lines[i])
+    return False
 
 
 def _heading_in_context(lines: list[str], i: int, kind: str, prev_heading: bool, wrapped: bool) -> str | None:
@@ -89,9 +111,9 @@ def _heading_in_context(lines: list[str], i: int, kind: str, prev_heading: bool,
     heading = is_heading(line, kind)
     if heading is None:
         return None
-    if line[:1].isspace():  # an indented paragraph opening, a code or sample-session line ("     # The ',' means")
-        return None
     prev = lines[i - 1].strip() if i > 0 else ""
+    if line[:1].isspace() and (prev or not _outdented(lines, i)):
+        return None     # an indented paragraph opening, a code or sample-session line ("     # The ',' means")
     if prev and not prev_heading and not prev.endswith(_CLAUSE_END):
         return None
     if nxt and (wrapped or nxt[0].islower()):  # wrapped text sets its headings off with a blank line
@@ -148,8 +170,13 @@ class Chunker:
             self.splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap,
                                                            add_start_index=True)
             return
-        self.splitter = RecursiveCharacterTextSplitter(
-            separators=_SEPARATORS,
+        self.splitter = self._sections_splitter(_SEPARATORS, chunk_size, chunk_overlap)
+        self.wrapped_splitter = self._sections_splitter(_WRAPPED_SEPARATORS, chunk_size, chunk_overlap)
+
+    @staticmethod
+    def _sections_splitter(separators: list[str], chunk_size: int, chunk_overlap: int) -> RecursiveCharacterTextSplitter:
+        return RecursiveCharacterTextSplitter(
+            separators=separators,
             is_separator_regex=True,
             keep_separator="end",
             chunk_size=chunk_size,
@@ -167,9 +194,12 @@ class Chunker:
         raises DocumentError for this document, so an update reports it and indexes the other files."""
         chunks: list[Chunk] = []
         spans = sections(doc.text, doc.kind) if self.strategy == "sections" else [(0, len(doc.text), "")]
+        splitter = self.splitter
+        if self.strategy == "sections" and _hard_wrapped(doc.text.split("\n")):
+            splitter = self.wrapped_splitter
         for sec_start, sec_end, heading in spans:
             section_text = doc.text[sec_start:sec_end]
-            for piece in self.splitter.create_documents([section_text]):
+            for piece in splitter.create_documents([section_text]):
                 local = piece.metadata["start_index"]
                 if local < 0 or section_text[local:local + len(piece.page_content)] != piece.page_content:
                     raise DocumentError(doc.source, f"cannot be split into passages with exact offsets (the text "
