@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from eval.dataset import DatasetError, load_questions, read_jsonl, sample
+from eval.dataset import DatasetError, load_questions, read_jsonl, sample, set_names
 from eval.metrics import (aggregate, check_targets, cited_spans, compute_metrics, formatted_table, key_correct,
                           key_groups_matched, locate_evidence, marker_counts, metrics_table, normalize_answer, overlap,
                           percentile, retrieval_scores, score, span_overlaps, token_f1, within_budget)
@@ -510,7 +510,7 @@ def test_gate_refuses_to_compare_a_different_selection(tmp_path):
     assert not Gate.from_toml(SMALL_GATE).check({"groups": {"dev": {"n": 2}}}).passed   # no test split at all
 
 
-@pytest.mark.parametrize("name", ["essay", "ed-manual", "python-tutorial"])
+@pytest.mark.parametrize("name", set_names())
 def test_bundled_gate_file_is_valid_and_tight(name):
     """Every rule of a set's section of eval/quality_gate.toml passes at its measured value and fails just beyond
     its tolerance, and the section counts the set's test split."""
