@@ -264,6 +264,16 @@ def test_an_extractive_answer_leads_with_the_best_sentence_and_cites_each_from_i
     # Several terms of one definition, each on its own line: all go with it.
     ("'-v'\n'--verbose'\n     Turn help mode on.\n\n'-x'\n     Other.\n",
      "'-v'\n'--verbose'\n     Turn help mode on."),
+    # A line filled to the wrap width runs on whatever the next line opens with (a text dump of a web page, its
+    # indentation partly no-break spaces): the date is one sentence.
+    ("    In that period, some of the companies that were shipping modified\n    versions of Debian closed down. "
+     "Corel sold its Linux division in\n\u00a0\u00a0\u00a0 the first quarter of 2001, Stormix declared bankruptcy "
+     "on January\n    17th 2001, and Progeny ceased development of its distribution on\n    October 1st, 2001.\n",
+     "Corel sold its Linux division in\n\u00a0\u00a0\u00a0 the first quarter of 2001, Stormix declared bankruptcy on "
+     "January\n    17th 2001, and Progeny ceased development of its distribution on\n    October 1st, 2001."),
+    # ... but not into a list item.
+    ("    The release came with several new features and packages for users\n    * the GNOME desktop environment\n",
+     "* the GNOME desktop environment"),
 ])
 def test_a_hard_wrapped_sentence_is_one_sentence(text, sentence):
     from rag.sentences import split_sentences

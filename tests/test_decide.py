@@ -390,3 +390,18 @@ def test_a_sentence_opening_with_a_pronoun_is_read_with_the_sentence_before_it(e
     assert cos[target] > cos_alone[target]
     assert all(cos[t] == pytest.approx(cos_alone[t]) for t in cos if t != target)  # only pronoun openings change
     assert with_context[0].sentence.text == target
+
+
+@pytest.mark.parametrize("text, title", [
+    ("Constitution for the Debian Project (v1.9)", True),
+    ("break and continue Statements, and else Clauses on Loops", True),
+    ("Version 1.9 ratified on March 26th, 2022.", False),
+    ("It returns a list of the lines (see below)", False),
+    ("the value is returned to the caller (see below)", False),
+])
+def test_a_title_is_never_evidence_even_with_a_closing_parenthesis(text, title):
+    """A title names a topic and never states an answer; the constitution's title led the answer to "When was
+    version 1.9 ratified?" and the date on the next line was not quoted."""
+    from rag.evidence import looks_like_title
+
+    assert looks_like_title(text) is title

@@ -121,3 +121,54 @@ def test_html_text_from_the_older_loader_still_gets_its_headings_guessed():
     old_text = "Intro paragraph of the page.\nDefining Functions\nWe can create a function that writes numbers.\n"
     assert _headings(old_text, "html") == ["", "Defining Functions"]
 
+
+
+DUMP = """\
+                   Constitution for the Test Club (v1.0)
+
+   Version 1.0 ratified on March 1st, 2020.
+
+1. Introduction
+
+   The Club is an association of people who have made common cause to keep
+   bees. This document describes how it makes decisions.
+
+  2.1. General rules
+
+    1. Nothing in this constitution imposes an obligation on anyone to do
+       work for the Club. A person who does not want to do a task need not
+       do it.
+    2. A person may hold several posts, except that the Leader and the
+       Secretary must be distinct.
+"""
+
+
+def test_a_text_dump_of_a_web_page_has_numbered_headings_indented_less_than_their_paragraphs():
+    """lynx-style dumps (the Debian constitution) indent headings less than paragraphs and number them; a
+    numbered list item that starts in lower case or ends a sentence is not a heading."""
+    assert _headings(DUMP) == ["", "1. Introduction", "2.1. General rules"]
+    assert _headings("Intro.\n\n    1. make any decision about their own work\n") == [""]
+
+
+def test_hard_wrapped_text_is_cut_into_passages_at_sentence_ends(tmp_path):
+    """A passage of hard-wrapped prose starts where a sentence starts, not at the line break the wrapper chose
+    ("17th 2001, and Progeny…")."""
+    sentences = [f"Sentence number {i} of the history was written by a volunteer in the year {1990 + i}, "
+                 "and it runs on" for i in range(40)]
+    words = " ".join(s + " over more than one line of the text." for s in sentences).split()
+    lines, line = [], ""
+    for w in words:                      # wrap at 72 columns, indented four spaces, the way text dumps are
+        if len(line) + len(w) + 1 > 68:
+            lines.append("    " + line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    lines.append("    " + line)
+    path = tmp_path / "history.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    doc = load_document(path)
+    chunks = Chunker(400, 50, "sections").split(doc)
+    assert len(chunks) > 5
+    for c in chunks:
+        assert c.text.startswith("Sentence number"), c.text[:60]
+        assert c.text.rstrip().endswith("."), c.text[-60:]
