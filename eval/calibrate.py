@@ -8,7 +8,7 @@ each document's features are on that document's scale, as a user's upload would 
 
 Why leave-one-document-out: the decision has to work on documents nobody tuned it for, so each set is scored by
 a model fitted on the other sets only, and the threshold is the highest at which every held-out set meets its
-false-refusal limit (0.03 on the essay, 0.05 elsewhere: the issue's targets), with room to spare
+false-refusal limit (0.03 on the essay, 0.05 elsewhere: the issue's targets) and all together have room to spare
 (`DEV_LIMIT_SHARE`). The table it prints, per set:
 false refusals, unanswerable and near-miss questions refused. The shipped model is then fitted on every dev set,
 and its intercept shifted so that `answer.refusal_threshold` is that operating point (the threshold stays one
@@ -35,11 +35,13 @@ from eval.dataset import eval_sets, load_questions
 ANSWERABLE = ("fact", "synthesis", "paraphrase", "followup")
 FALSE_REFUSAL_LIMIT = {"essay": 0.03}   # every other set: DEFAULT_LIMIT
 DEFAULT_LIMIT = 0.05
-# The operating point must keep each held-out dev set within this share of its limit. A dev set holds 24-36
-# answerable questions, so one false refusal is already 0.03-0.04: at share 1 the fitted threshold (0.315) sat
-# just above a dev answerable question (python-tutorial para-09, p 0.25), with no room for documents the sets
-# do not hold. At 0.5 no held-out dev question may be refused, which is the priority: a false refusal
-# costs the reader more than a quoted answer they can check.
+# The operating point (`operating_point`) keeps each held-out dev set within its limit and all of them together
+# within this share of the default limit. A dev set holds 24-36 answerable questions, so one false refusal is
+# already 0.03-0.04: with three sets, each set had to stay within half its limit (no refusal at all), because at
+# the full limit the threshold sat just above a dev answerable question with no room for documents the sets do
+# not hold. With five sets that per-set rule was pinned by the single worst paraphrase (debian-constitution
+# para-05, p 0.07, its evidence not retrieved) at 0.01, where the Debian sets refused 0-17% of their off-topic
+# questions; pooled, the room is 3 of 142 answerable dev questions (operating point 0.18).
 DEV_LIMIT_SHARE = 0.5
 DEFAULT_FEATURES = "dense_lift,type_missing,unknown_share"
 THRESHOLDS = np.round(np.arange(0.01, 0.99, 0.005), 3)
@@ -216,7 +218,7 @@ def main() -> None:
         chosen = {n: s.select(other) for n, s in everything.items()}
         lodo = leave_one_document_out(chosen, args.C, args.probe_weight)
         table(f"leave-one-document-out, features {','.join(other)}", chosen, lodo,
-              min(highest_passing(s, lodo[n]) for n, s in chosen.items()))
+              operating_point(chosen, lodo))
 
     names = args.features.split(",")
     _check(parser, names)
