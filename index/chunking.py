@@ -74,7 +74,8 @@ def _hard_wrapped(lines: list[str]) -> bool:
     return bool(pairs) and sum(b.strip()[0].islower() for _, b in pairs) >= 0.2 * len(pairs)
 
 
-def _indent(line: str) -> int:
+def indent(line: str) -> int:
+    """Leading whitespace, no-break spaces included (text dumps of web pages indent with them)."""
     return len(line) - len(line.lstrip())
 
 
@@ -84,7 +85,7 @@ def _outdented(lines: list[str], i: int) -> bool:
     the Debian constitution), where a code line has code at its own depth below it."""
     for nxt in lines[i + 1:]:
         if nxt.strip():
-            return _indent(nxt) > _indent(lines[i])
+            return indent(nxt) > indent(lines[i])
     return False
 
 

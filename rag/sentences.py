@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import pysbd
 
+from index.chunking import indent
+
 _local = threading.local()
 
 
@@ -45,18 +47,12 @@ _LAST_WORD = re.compile(r"([A-Za-z]+)\W*$")
 _OPENERS = "'\"“‘([<*`"
 
 
-_BLANKS = " \t\u00a0"
 # A line that starts a list item or a block of its own ("* item", "- item", "1. step", "(a) case", "| cell").
 _NEW_ITEM = re.compile(r"^([*•·|>+-]\s|\d{1,3}[.)]\s|\(?[a-z0-9]{1,3}\)\s)")
 # A line at least this share of the text's wrap width (its longest lines) was broken by the wrapper, not by the
 # author: hard-wrapped prose fills its lines to the width, a heading or a list's last line stops short.
 FULL_LINE_SHARE = 0.75
 FULL_LINE_MIN = 50
-
-
-def _indent(line: str) -> int:
-    """Leading blanks; a no-break space counts (text dumps of HTML indent with them)."""
-    return len(line) - len(line.lstrip(_BLANKS))
 
 
 def wrap_width(lines: list[str]) -> int:
@@ -87,7 +83,7 @@ def _soft_break(line: str, nxt: str, then: str = "", width: int = 0) -> bool:
     - or the line is full (filled to the text's wrap `width`, see `_full`) and the next line goes on at the same
       indentation without opening a list item: "Stormix declared bankruptcy on January" / "17th 2001" in the
       Debian history's text dump was cut into two sentences, neither of which gave the date."""
-    body, after = line.strip(_BLANKS), nxt.strip(_BLANKS)
+    body, after = line.strip(), nxt.strip()
     if not body or not after or body[-1] in _FINAL:
         return False
     if after.lstrip(_OPENERS)[:1].islower():
@@ -95,14 +91,14 @@ def _soft_break(line: str, nxt: str, then: str = "", width: int = 0) -> bool:
     last = _LAST_WORD.search(body)
     if body[-1] == "," or (last and body[-1].isalpha() and last.group(1).lower() in _JOINING):
         return True
-    if width and _full(line, width) and _indent(nxt) == _indent(line) and not _NEW_ITEM.match(after):
+    if width and _full(line, width) and indent(nxt) == indent(line) and not _NEW_ITEM.match(after):
         return True
     if len(body) > 40:
         return False
-    if _indent(nxt) > _indent(line):
+    if indent(nxt) > indent(line):
         return True
-    return len(after) <= 40 and after[-1] not in _FINAL and _indent(nxt) == _indent(line) and \
-        bool(then.strip()) and _indent(then) > _indent(nxt)
+    return len(after) <= 40 and after[-1] not in _FINAL and indent(nxt) == indent(line) and \
+        bool(then.strip()) and indent(then) > indent(nxt)
 
 
 def _segments(text: str) -> list[tuple[int, str]]:
