@@ -18,7 +18,7 @@ from index.spans import Span
 
 # Paragraphs, then lines, then sentence ends, then words: the splitter only falls back when a piece is too long.
 _SEPARATORS = [r"\n\n", r"\n", r"(?<=[.!?…])\s+", r"(?<=[;:])\s+", r" ", r""]
-# In hard-wrapped text (`_hard_wrapped`) a line break is where the wrapper ran out of width, mid-sentence: a passage
+# In hard-wrapped text (`hard_wrapped`) a line break is where the wrapper ran out of width, mid-sentence: a passage
 # cut there opens with "10th to July 17th, 2005 with over three hundred participants." and loses what the sentence
 # is about (the Debian history's text dump). There sentence ends come before line breaks.
 _WRAPPED_SEPARATORS = [r"\n\n", r"(?<=[.!?…])\s+", r"\n", r"(?<=[;:])\s+", r" ", r""]
@@ -45,7 +45,7 @@ class Chunk(Span):
 def is_heading(line: str, kind: str = "text") -> str | None:
     """Return the heading text when `line` is a heading (Markdown '#', or a short line with no final stop)."""
     stripped = line.strip()
-    if not stripped:
+    if not stripped or "\n" in stripped:
         return None
     md = _MD_HEADING.match(stripped)
     if md:
@@ -67,9 +67,10 @@ _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _MARKED_KINDS = {"markdown", "html"}
 
 
-def _hard_wrapped(lines: list[str]) -> bool:
+def hard_wrapped(lines: list[str]) -> bool:
     """Whether the text is wrapped at a fixed width, read from how often a line runs on into a lower-case one:
-    0.58 of the ed manual's adjacent line pairs do, 0 of the essay's (one line per paragraph)."""
+    0.58 of the ed manual's adjacent line pairs do, 0 of the essay's (one line per paragraph), 0 of notes written
+    a line per item."""
     pairs = [(a, b) for a, b in zip(lines, lines[1:]) if a.strip() and b.strip()]
     return bool(pairs) and sum(b.strip()[0].islower() for _, b in pairs) >= 0.2 * len(pairs)
 
@@ -98,7 +99,9 @@ def _heading_in_context(lines: list[str], i: int, kind: str, prev_heading: bool,
     heading), when the next line carries on in lower case, or when a sentence ends inside it. An underline of
     `=`, `*`, `-` or `~` (Markdown setext, reStructuredText, GNU Info) makes the line above a heading whatever
     its first character ("2 Introduction to line editing"). Outside Markdown an indented line is a paragraph
-    opening or code, never a heading.
+    opening or code, never a heading. A heading may follow a heading (an Info node line, then its title) only when
+    a blank line or an underline comes after it: notes written a line per item ("Tickets" / "Adults pay 12 euros" /
+    "Children under 12 enter free") are a heading and its body, and were one section named by their last line.
     """
     line = lines[i]
     stripped = line.strip()
@@ -117,6 +120,8 @@ def _heading_in_context(lines: list[str], i: int, kind: str, prev_heading: bool,
         return None     # an indented paragraph opening, a code or sample-session line ("     # The ',' means")
     if prev and not prev_heading and not prev.endswith(_CLAUSE_END):
         return None
+    if prev_heading and prev and nxt and not _UNDERLINE.match(nxt):
+        return None     # a list of short lines under a heading ("Tickets" / "Adults pay 12 euros" / …), not a chain
     if nxt and (wrapped or nxt[0].islower()):  # wrapped text sets its headings off with a blank line
         return None
     if _SENTENCE_INSIDE.search(stripped):
@@ -124,7 +129,7 @@ def _heading_in_context(lines: list[str], i: int, kind: str, prev_heading: bool,
     return heading
 
 
-def sections(text: str, kind: str = "text") -> list[tuple[int, int, str]]:
+def sections(text: str, kind: str = "text", wrapped: bool | None = None) -> list[tuple[int, int, str]]:
     """(start, end, heading) spans covering the whole text; the part before any heading has heading ''.
 
     Headings that follow each other with no text between them (an Info node line, then its underlined title)
@@ -137,7 +142,8 @@ def sections(text: str, kind: str = "text") -> list[tuple[int, int, str]]:
     lines = text.split("\n")
     if kind == "html" and not any(_MD_HEADING.match(line) for line in lines):
         kind = "text"   # HTML text stored by the loader before it wrote '#' headings: guess them as in plain text
-    wrapped = _hard_wrapped(lines)
+    if wrapped is None:
+        wrapped = hard_wrapped(lines)
     offset = 0
     in_fence = False
     for i, line in enumerate(lines):
@@ -194,10 +200,9 @@ class Chunker:
         """Chunks whose `text == doc.text[start:end]`, checked here: a splitter that loses track of offsets
         raises DocumentError for this document, so an update reports it and indexes the other files."""
         chunks: list[Chunk] = []
-        spans = sections(doc.text, doc.kind) if self.strategy == "sections" else [(0, len(doc.text), "")]
-        splitter = self.splitter
-        if self.strategy == "sections" and _hard_wrapped(doc.text.split("\n")):
-            splitter = self.wrapped_splitter
+        wrapped = hard_wrapped(doc.text.split("\n"))
+        spans = sections(doc.text, doc.kind, wrapped) if self.strategy == "sections" else [(0, len(doc.text), "")]
+        splitter = self.wrapped_splitter if self.strategy == "sections" and wrapped else self.splitter
         for sec_start, sec_end, heading in spans:
             section_text = doc.text[sec_start:sec_end]
             for piece in splitter.create_documents([section_text]):

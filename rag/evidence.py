@@ -55,6 +55,10 @@ _FINAL = ".!?:;\"”’)]…"
 _LONG_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]{3,}")
 # A title may end in a parenthesis ("Constitution for the Debian Project (v1.9)"): read without it.
 _PARENTHETICAL_END = re.compile(r"\s*\([^()]{0,40}\)$")
+# English capitalises days and months: "Closed on Mondays and on 25 December" in notes is a fact, not a title.
+_CALENDAR = frozenset("""monday mondays tuesday tuesdays wednesday wednesdays thursday thursdays friday fridays
+saturday saturdays sunday sundays january february march april june july august september october november
+december""".split())
 
 
 def looks_like_title(text: str) -> bool:
@@ -64,12 +68,32 @@ def looks_like_title(text: str) -> bool:
     capitalised, read without a short closing parenthesis ("Constitution for the Debian Project (v1.9)" led the
     answer to "When was version 1.9 ratified?" and hid the date in the next line). A title names a topic; it never
     states an answer (13 such lines were among the dev splits' scored sentences, one of them quoted as a whole
-    answer)."""
+    answer). The first word and the names of days and months do not count, as English capitalises them anyway:
+    "Open Tuesday to Sunday, 9:00 to 17:00" in notes is a fact (no dev answer changed)."""
     flat = _PARENTHETICAL_END.sub("", " ".join(text.split()))
     if not flat or flat[-1] in _FINAL or len(flat.split()) > 14:
         return False
-    long_words = _LONG_WORD.findall(flat)
+    long_words = [w for w in _LONG_WORD.findall(flat)[1:] if w.lower() not in _CALENDAR]
     return bool(long_words) and 2 * sum(w[0].isupper() for w in long_words) >= len(long_words)
+
+
+_CHAIN_CHARS = 200
+
+
+def heads(sentence: Sentence, passage: Passage) -> bool:
+    """Whether `sentence` is its passage's heading: the line the chunker opened the section with, or a Markdown
+    heading. A short line without a final stop is not a heading by its look alone: in notes written a line per item
+    ("Children under 12 enter free") every line looks like one, and none was ever quoted."""
+    heading = is_heading(sentence.text)
+    if heading is None:
+        return False
+    if sentence.text.lstrip().startswith("#"):
+        return True
+    # Headings that follow each other ("City Museum visit notes" / "Opening hours") open one section named by the
+    # last of them: the earlier ones stand before it in the passage.
+    section = " ".join(passage.section.split())
+    after = " ".join(passage.text[sentence.start - passage.start:].split())
+    return bool(section) and section in after[:len(heading) + _CHAIN_CHARS + len(section)]
 
 
 def looks_like_code(text: str) -> bool:
@@ -141,7 +165,7 @@ class EvidenceScorer:
             prev: Sentence | None = None
             for s in split_sentences(p.text, p.start, p.source):
                 before, prev = prev, s
-                if (s.source, s.start) in seen or len(s.text) < MIN_SENTENCE_CHARS or is_heading(s.text) or \
+                if (s.source, s.start) in seen or len(s.text) < MIN_SENTENCE_CHARS or heads(s, p) or \
                         looks_like_title(s.text):
                     continue
                 seen.add((s.source, s.start))

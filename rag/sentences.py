@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pysbd
 
-from index.chunking import indent
+from index.chunking import hard_wrapped, indent
 
 _local = threading.local()
 
@@ -105,7 +105,7 @@ def _segments(text: str) -> list[tuple[int, str]]:
     """(offset, text) of each run of lines that belong together (`_soft_break`). A soft break is read as a space
     (one character for one, so offsets stay exact)."""
     lines = text.split("\n")
-    width = wrap_width(lines)
+    width = wrap_width(lines) if hard_wrapped(lines) else 0
     out: list[tuple[int, str]] = []
     pos, start, parts = 0, 0, []
     for i, line in enumerate(lines):

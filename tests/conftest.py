@@ -40,3 +40,12 @@ def essay_text() -> str:
     from index import default_corpus_path
 
     return default_corpus_path().read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def museum_notes() -> str:
+    """Notes as people type them, a line per item and no full stops: every line looks like a heading alone."""
+    return ("City Museum visit notes\n\nOpening hours\nOpen Tuesday to Sunday, 9:00 to 17:00\n"
+            "Closed on Mondays and on 25 December\n\nTickets\nAdults pay 12 euros\nChildren under 12 enter free\n"
+            "Students and seniors pay 8 euros with a valid card\n"
+            "Guided tours cost 5 euros extra and start at 11:00 and 15:00\n")

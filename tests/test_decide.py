@@ -405,3 +405,24 @@ def test_a_title_is_never_evidence_even_with_a_closing_parenthesis(text, title):
     from rag.evidence import looks_like_title
 
     assert looks_like_title(text) is title
+
+
+def test_notes_without_full_stops_are_evidence_and_their_headings_are_not(tmp_path, embedder, museum_notes):
+    """Notes written a line per item look like headings line by line (short, no final stop). Only the line that
+    heads the passage's section stays out of the evidence, so the item that answers leads the answer."""
+    from index import IndexConfig
+    from rag import RAG, Settings
+
+    notes = tmp_path / "museum-notes.txt"
+    notes.write_text(museum_notes, encoding="utf-8")
+    rag = RAG.from_settings(Settings(index=IndexConfig(dir=tmp_path / "index")), embedder=embedder,
+                            build_if_missing=False)
+    rag.index.update([notes], progress=False)
+    items = {line for line in museum_notes.splitlines()[3:] if line and line != "Tickets"}
+    for question, lead in [("How much does entry cost for a 10-year-old?", "Children under 12 enter free"),
+                           ("How much do students pay?", "Students and seniors pay 8 euros with a valid card")]:
+        decision = rag.decide(question)
+        assert decision.answerable and decision.evidence[0].sentence.text == lead
+        quoted = {s.sentence.text for s in decision.scored}
+        assert quoted <= items and not quoted & {"Tickets", "Opening hours", "City Museum visit notes"}
+

@@ -172,3 +172,19 @@ def test_hard_wrapped_text_is_cut_into_passages_at_sentence_ends(tmp_path):
     for c in chunks:
         assert c.text.startswith("Sentence number"), c.text[:60]
         assert c.text.rstrip().endswith("."), c.text[-60:]
+
+
+
+def test_notes_written_a_line_per_item_keep_their_items_as_the_body_of_a_heading(museum_notes):
+    """A list of short lines under a heading is the heading's body, not a chain of headings (the whole of such a
+    note was once one section named by its last line)."""
+    assert _headings(museum_notes) == ["Opening hours", "Tickets"]
+
+
+def test_notes_written_a_line_per_item_are_a_sentence_a_line(museum_notes):
+    """Notes are not hard-wrapped (no line runs on in lower case), so a line filled to their width does not join
+    the next: "…with a valid card" and "Guided tours cost…" had been one sentence."""
+    from rag.sentences import split_sentences
+
+    lines = [line for line in museum_notes.splitlines() if line]
+    assert [s.text for s in split_sentences(museum_notes)] == lines
