@@ -67,6 +67,20 @@ def _full(line: str, width: int) -> bool:
     return n >= FULL_LINE_MIN and n >= FULL_LINE_SHARE * width
 
 
+def _text_column(line: str) -> int:
+    """Where a line's text starts: after its indentation and, in a list item, after the item's marker, where the
+    item's wrapped lines go on ("         2. The Foundation Documents are the works entitled …" /
+    "            Contract" and …" in the Debian constitution's text dump)."""
+    body = line.lstrip()
+    item = _NEW_ITEM.match(body)
+    return indent(line) + (len(item.group(0)) if item else 0)
+
+
+def _open_quote(body: str) -> bool:
+    """A line that leaves a double quotation open ('…the works entitled "Debian Social') cannot end a sentence."""
+    return body.count('"') % 2 == 1 or body.count("“") > body.count("”")
+
+
 def _soft_break(line: str, nxt: str, then: str = "", width: int = 0) -> bool:
     """Whether the line break between `line` and the next line `nxt` is a soft wrap inside one sentence.
 
@@ -80,9 +94,11 @@ def _soft_break(line: str, nxt: str, then: str = "", width: int = 0) -> bool:
     - or the line is one of several terms of one definition, each on its own line ("'-v'" / "'--verbose'" /
       "     Turn help mode on; …"): the short option was a sentence of its own, so an answer quoting the
       definition named only the long one (ed-manual dev para-03);
-    - or the line is full (filled to the text's wrap `width`, see `_full`) and the next line goes on at the same
-      indentation without opening a list item: "Stormix declared bankruptcy on January" / "17th 2001" in the
-      Debian history's text dump was cut into two sentences, neither of which gave the date."""
+    - or the line is full (filled to the text's wrap `width`, see `_full`) and the next line goes on where its
+      text starts (`_text_column`: a list item's wrapped lines hang under its text) without opening a list item:
+      "Stormix declared bankruptcy on January" / "17th 2001" in the Debian history's text dump was cut into two
+      sentences, neither of which gave the date;
+    - or the line leaves a double quotation open and the next line does not open a list item."""
     body, after = line.strip(), nxt.strip()
     if not body or not after or body[-1] in _FINAL:
         return False
@@ -91,7 +107,8 @@ def _soft_break(line: str, nxt: str, then: str = "", width: int = 0) -> bool:
     last = _LAST_WORD.search(body)
     if body[-1] == "," or (last and body[-1].isalpha() and last.group(1).lower() in _JOINING):
         return True
-    if width and _full(line, width) and indent(nxt) == indent(line) and not _NEW_ITEM.match(after):
+    if not _NEW_ITEM.match(after) and (_open_quote(body) or
+                                       (width and _full(line, width) and indent(nxt) == _text_column(line))):
         return True
     if len(body) > 40:
         return False

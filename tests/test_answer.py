@@ -274,6 +274,18 @@ def test_an_extractive_answer_leads_with_the_best_sentence_and_cites_each_from_i
     # ... but not into a list item.
     ("    The release came with several new features and packages for users\n    * the GNOME desktop environment\n",
      "* the GNOME desktop environment"),
+    # A list item's wrapped lines hang under its text, and a line that leaves a quotation open runs on.
+    ("         1. A Foundation Document is a document or statement regarded as\n            critical to the "
+     "Project's mission and purposes.\n         2. The Foundation Documents are the works entitled \"Debian Social\n"
+     "            Contract\" and \"Debian Free Software Guidelines\".\n",
+     "The Foundation Documents are the works entitled \"Debian Social\n            Contract\" and \"Debian Free "
+     "Software Guidelines\"."),
+    ("         1. Any Developer may propose a resolution to the Project Secretary, who\n"
+     "            must publish it within a week of receiving it and who then counts\n"
+     "            Developers' votes as they arrive during the voting period.\n",
+     "Any Developer may propose a resolution to the Project Secretary, who\n            must publish it within a "
+     "week of receiving it and who then counts\n            Developers' votes as they arrive during the voting "
+     "period."),
 ])
 def test_a_hard_wrapped_sentence_is_one_sentence(text, sentence):
     from rag.sentences import split_sentences
