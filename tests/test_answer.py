@@ -280,12 +280,12 @@ def test_an_extractive_answer_leads_with_the_best_sentence_and_cites_each_from_i
      "            Contract\" and \"Debian Free Software Guidelines\".\n",
      "The Foundation Documents are the works entitled \"Debian Social\n            Contract\" and \"Debian Free "
      "Software Guidelines\"."),
-    ("         1. Any Developer may propose a resolution to the Project Secretary, who\n"
-     "            must publish it within a week of receiving it and who then counts\n"
-     "            Developers' votes as they arrive during the voting period.\n",
-     "Any Developer may propose a resolution to the Project Secretary, who\n            must publish it within a "
-     "week of receiving it and who then counts\n            Developers' votes as they arrive during the voting "
-     "period."),
+    ("         1. Each resolution and its amendments are published by the Project\n"
+     "            Secretary, who must publish them within a week of receiving them\n"
+     "            and who then counts the votes as they arrive during the voting period.\n",
+     "Each resolution and its amendments are published by the Project\n            Secretary, who must publish "
+     "them within a week of receiving them\n            and who then counts the votes as they arrive during the "
+     "voting period."),
 ])
 def test_a_hard_wrapped_sentence_is_one_sentence(text, sentence):
     from rag.sentences import split_sentences
