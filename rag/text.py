@@ -24,6 +24,7 @@ _QUESTION_NOISE = {
     "mention", "mentioned", "give", "also", "about", "much", "many", "main", "reason", "reasons", "kind", "i",
 }
 _STOP = set(STOPWORDS_EN) | _QUESTION_NOISE
+_HOW = re.compile(r"\bhow\s+(long|old|far|big|large|often|soon|fast|high|tall|wide|deep|heavy|well|early|late)\b", re.I)
 _stemmer = Stemmer.Stemmer("english")
 
 
@@ -38,9 +39,10 @@ def stem(word: str) -> str:
 
 def content_terms(text: str) -> list[str]:
     """Stemmed content words in order, duplicates removed: what a question is actually about. One-character
-    words count: in a manual they name commands and options ("the q and Q commands", "-s")."""
+    words count: in a manual they name commands and options ("the q and Q commands", "-s"). The word after "how"
+    ("how long", "how often") is the question's form, not its topic: "long" is in no sentence that says "2 weeks"."""
     seen: dict[str, None] = {}
-    for w in words(text):
+    for w in words(_HOW.sub("how", text)):
         if w in _STOP:
             continue
         seen.setdefault(stem(w), None)

@@ -426,3 +426,15 @@ def test_notes_without_full_stops_are_evidence_and_their_headings_are_not(tmp_pa
         quoted = {s.sentence.text for s in decision.scored}
         assert quoted <= items and not quoted & {"Tickets", "Opening hours", "City Museum visit notes"}
 
+
+
+@pytest.mark.parametrize("question, terms", [
+    ("How long is the voting period for a General Resolution?", ["vote", "period", "general", "resolut"]),
+    ("How often does the committee meet?", ["committe", "meet"]),
+    ("Which long options does ed accept?", ["long", "option", "ed", "accept"])])
+def test_the_form_of_a_how_question_is_not_its_topic(question, terms):
+    """"long" in "how long" is in no sentence that says "2 weeks": counted, it made a third of the question's
+    words unknown to a constitution that never says "long"."""
+    from rag.text import content_terms
+
+    assert content_terms(question) == terms
