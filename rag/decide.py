@@ -139,6 +139,20 @@ _QUANTITY = re.compile(r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|ni
 _DATE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b|\b(january|february|march|april|may|june|july|august|september|"
                    r"october|november|december|century|decade)\b", re.I)
 _VERSION = re.compile(r"\b\d+(\.\d+)*\b")
+# What a quantity is not, though it holds digits: a date ("July 6th, 2019", "8 April 2007", "in 2011", "the 5th to
+# the 9th of July 2000") or a model's name ("Su-35", "S-400"). A "how many" question answered only by one of these
+# is not answered (four dev near-misses: "How many people attended the first DebConf?" over "…took place from the
+# 5th to the 9th of July 2000").
+_MONTH = (r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|"
+          r"jun|jul|aug|sep|sept|oct|nov|dec)\.?")
+_DATES_AND_MODELS = re.compile(
+    rf"\b({_MONTH}\s+\d{{1,2}}(st|nd|rd|th)?(,?\s+\d{{4}})?|(the\s+)?\d{{1,2}}(st|nd|rd|th)?(\s+(to|and|-|–)\s+(the\s+)?"
+    rf"\d{{1,2}}(st|nd|rd|th)?)?\s+(of\s+)?{_MONTH}(,?\s+\d{{4}})?|{_MONTH},?\s+\d{{4}}|(in|since|until|by|from|to|"
+    rf"before|after|of|during)\s+(the\s+)?(early\s+|late\s+|mid-?)?\d{{4}}s?|\d{{4}}\s*[-–]\s*\d{{2,4}})\b|"
+    r"\b[A-Za-z]+-\d+[A-Za-z]*\b|\b\d+(\.0)+\b", re.I)
+_MODELS = re.compile(r"\b[A-Za-z]+-\d+[A-Za-z]*\b|\b\d+(\.0)+\b")
+# A span of time may be given by its dates ("from 1980 to 1988"): "how long" and "how old" keep them.
+_SPAN_Q = re.compile(r"\bhow (long|old)\b", re.I)
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’.-]*")
 
 
@@ -175,7 +189,8 @@ def has_answer_type(kind: str | None, sentence: str, question: str) -> bool:
     if kind is None:
         return True
     if kind == "quantity":
-        return _new(_QUANTITY, sentence, question)
+        strip = _MODELS if _SPAN_Q.search(question) else _DATES_AND_MODELS
+        return _new(_QUANTITY, strip.sub(" ", sentence), strip.sub(" ", question))
     if kind == "date":
         return _new(_DATE, sentence, question)
     if kind == "version":
@@ -211,7 +226,9 @@ def type_missing(question: str, sentence: str) -> float:
     """1.0 when the question asks for a number, date, version or name and `sentence` offers none of its own.
     Measured on the dev sets (best sentence): it fires on 0 of 87 answerable questions and on 11 of 26 essay,
     3 of 8 ed-manual and 5 of 7 tutorial near-miss questions (9 / 3 / 5 before "which city / country" asked for a
-    name and a name inflected from a question word, "Russia" for "Russian", stopped counting as a new one).
+    name and a name inflected from a question word, "Russia" for "Russian", stopped counting as a new one). A
+    quantity is not read from a date or a model's name (`_DATES_AND_MODELS`): four more dev near-misses refused
+    on five documents (essay 0.50 -> 0.58, Debian history 0.14 -> 0.43), no answerable question.
     Checking the best three sentences instead refused
     fewer near-misses (on the essay 5 against 8 of 26, with an earlier version of the patterns) and spared no
     answerable question (none is refused either way). "Where" questions have no type: the tutorial answers

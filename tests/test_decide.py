@@ -116,7 +116,13 @@ def test_answer_type_comes_from_the_question_itself(question, kind):
     ("Which version of GNU ed is this manual for?", "This manual is for GNU ed (version 1.19).", False),
     ("Who created ed?", "'ed' was created by Ken Thompson and Dennis Ritchie.", False),
     ("Who wrote PEP 636?", "You can look into PEP 636 which is written in a tutorial format.", True),
-    ("Why did Russia refuse the clause?", "No number and no name here at all.", False)])
+    ("Why did Russia refuse the clause?", "No number and no name here at all.", False),
+    # A date or a model's name holds digits but is no count; a span of time may be given by its dates.
+    ("How many people attended the first DebConf?", "It took place from the 5th to the 9th of July 2000.", True),
+    ("How many developers worked on Debian 10?", "Debian 10.0 (Buster) was released July 6th, 2019.", True),
+    ("How many jets did Iran order?", "Iran sought equipment like Su-35 jets and S-400 systems in 2023.", True),
+    ("How many packages did Debian 1.2 Rex have?", "Released December 1996, it had 848 packages.", False),
+    ("How long did the war last?", "The war lasted from 1980 to 1988.", False)])
 def test_type_missing_needs_something_of_the_asked_kind_beyond_the_question(question, sentence, missing):
     from rag.decide import type_missing
 
