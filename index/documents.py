@@ -175,6 +175,41 @@ def _load_html(path: Path, data: bytes) -> tuple[str, str | None]:
     return text, title or None
 
 
+_PAGE_NUMBER = re.compile(r"\b(\d+|[ivxlcdm]+)\b", re.I)
+# A line at the top or bottom of at least this share of the pages (and of three pages at least) is a running
+# header or footer.
+RUNNING_SHARE = 0.5
+
+
+def _drop_running_lines(pages: list[str]) -> list[str]:
+    """Pages without their running headers and footers: a line that opens (or closes) most pages once its page
+    number is set aside ("A Brief History of Debian 5 / 21"). Left in, it lands inside the sentence that runs over
+    the page break ("…led it until March A Brief History of Debian 5 / 21 1996.") and in the passage's words."""
+    def key(line: str) -> str:
+        return _PAGE_NUMBER.sub("#", " ".join(line.split()))
+
+    texts = [[line for line in page.split("\n")] for page in pages]
+    filled = [lines for lines in texts if any(line.strip() for line in lines)]
+    if len(filled) < 3:
+        return pages
+    out = list(pages)
+    for end in (0, -1):
+        counts: dict[str, int] = {}
+        for lines in filled:
+            edge = [line for line in lines if line.strip()][end]
+            counts[key(edge)] = counts.get(key(edge), 0) + 1
+        running = {k for k, n in counts.items() if n >= max(3, RUNNING_SHARE * len(filled))}
+        if not running:
+            continue
+        for i, page in enumerate(out):
+            lines = page.split("\n")
+            idx = [j for j, line in enumerate(lines) if line.strip()]
+            if idx and key(lines[idx[end]]) in running:
+                del lines[idx[end]]
+                out[i] = "\n".join(lines).strip()
+    return out
+
+
 def _load_pdf(path: Path, data: bytes) -> tuple[str, str | None]:
     import io
 
@@ -188,7 +223,7 @@ def _load_pdf(path: Path, data: bytes) -> tuple[str, str | None]:
                 reader.decrypt("")
             except Exception:
                 raise DocumentError(path, "is an encrypted PDF; remove the password first") from None
-        pages = [_normalise(page.extract_text() or "").strip() for page in reader.pages]
+        pages = _drop_running_lines([_normalise(page.extract_text() or "").strip() for page in reader.pages])
         meta_title = (reader.metadata.title if reader.metadata else None) or None
     except DocumentError:
         raise

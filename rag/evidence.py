@@ -55,6 +55,9 @@ _FINAL = ".!?:;\"”’)]…"
 _LONG_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]{3,}")
 # A title may end in a parenthesis ("Constitution for the Debian Project (v1.9)"): read without it.
 _PARENTHETICAL_END = re.compile(r"\s*\([^()]{0,40}\)$")
+# A table of contents' dot leaders ("4.13.17 December 2015: Ian Murdock died . . . . 17" in a PDF): an entry names
+# a section; it led the answer to "On what date was Ian Murdock born?" over the PDF edition of the Debian history.
+_LEADERS = re.compile(r"(\.\s?){4,}\s*(\d+|[ivxlc]+)?\s*$|(\.\s){4,}")
 # English capitalises days and months: "Closed on Mondays and on 25 December" in notes is a fact, not a title.
 _CALENDAR = frozenset("""monday mondays tuesday tuesdays wednesday wednesdays thursday thursdays friday fridays
 saturday saturdays sunday sundays january february march april june july august september october november
@@ -69,11 +72,16 @@ def looks_like_title(text: str) -> bool:
     answer to "When was version 1.9 ratified?" and hid the date in the next line). A title names a topic; it never
     states an answer (13 such lines were among the dev splits' scored sentences, one of them quoted as a whole
     answer). The first word and the names of days and months do not count, as English capitalises them anyway:
-    "Open Tuesday to Sunday, 9:00 to 17:00" in notes is a fact (no dev answer changed)."""
+    "Open Tuesday to Sunday, 9:00 to 17:00" in notes is a fact (no dev answer changed). A table of contents' entry
+    (dot leaders, a page number) is a title whatever its length."""
     flat = _PARENTHETICAL_END.sub("", " ".join(text.split()))
+    if _LEADERS.search(flat):
+        return True
     if not flat or flat[-1] in _FINAL or len(flat.split()) > 14:
         return False
-    long_words = [w for w in _LONG_WORD.findall(flat)[1:] if w.lower() not in _CALENDAR]
+    long_words = [w for w in _LONG_WORD.findall(flat) if w.lower() not in _CALENDAR]
+    if long_words and flat.startswith(long_words[0]):
+        long_words = long_words[1:]     # a sentence's first word is capitalised anyway
     return bool(long_words) and 2 * sum(w[0].isupper() for w in long_words) >= len(long_words)
 
 

@@ -404,6 +404,12 @@ def test_a_sentence_opening_with_a_pronoun_is_read_with_the_sentence_before_it(e
     ("Version 1.9 ratified on March 26th, 2022.", False),
     ("It returns a list of the lines (see below)", False),
     ("the value is returned to the caller (see below)", False),
+    # A contents entry, and a numbered heading with one long word; notes' days and months are no title.
+    ("4.13.17 December 2015: Ian Murdock died . . . . . . . . 17", True),
+    ("1.1 In the Beginning . . . . . . . . . . . . . . . . . . 1", True),
+    ("4.2 The 1.x Releases", True),
+    ("Open Tuesday to Sunday, 9:00 to 17:00", False),
+    ("Closed on Mondays and on 25 December", False),
 ])
 def test_a_title_is_never_evidence_even_with_a_closing_parenthesis(text, title):
     """A title names a topic and never states an answer; the constitution's title led the answer to "When was

@@ -630,3 +630,36 @@ def test_update_remove_drops_a_folder_and_stops_following_it(tmp_path, config, e
     assert report.removed == [str(extra.resolve())]
     assert len(index) == 0 and index.documents() == [] and index.manifest.roots == []
     assert search(index, "Brine shrimp", 5) == []
+
+
+def test_a_pdf_loses_its_running_headers_and_footers_but_not_its_pages(tmp_path):
+    """A line that opens or closes most pages once its page number is set aside is page furniture: left in, it
+    lands inside the sentence that runs over the page break and among a passage's words. Real PDF (matplotlib),
+    read by the real loader (pypdf)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from index.documents import load_document
+
+    bodies = [["The harbour of Quellport freezes every February.", "Ferries to Ostrin leave at dawn."],
+              ["The lighthouse was built in 1873 by Malia Terrow.", "Its lamp burned whale oil."],
+              ["Odo Brenn kept the light for forty winters.", "He retired in 1961."],
+              ["The museum opens at nine.", "Children under 12 enter free."]]
+    path = tmp_path / "almanac.pdf"
+    with PdfPages(path) as pdf:
+        for n, body in enumerate(bodies, 1):
+            fig = plt.figure(figsize=(8.5, 11))
+            fig.text(0.08, 0.95, f"Harbour Almanac {n} / 4", fontsize=9)
+            for i, line in enumerate(body):
+                fig.text(0.08, 0.85 - 0.04 * i, line, fontsize=9)
+            fig.text(0.08, 0.04, "Printed by the Quellport Press", fontsize=9)
+            pdf.savefig(fig)
+            plt.close(fig)
+    text = load_document(path).text
+    assert "Harbour Almanac" not in text and "Quellport Press" not in text
+    assert text.count("\f") == 3
+    for body in bodies:
+        assert all(line in text for line in body)
