@@ -118,22 +118,36 @@ def _soft_break(line: str, nxt: str, then: str = "", width: int = 0) -> bool:
         bool(then.strip()) and indent(then) > indent(nxt)
 
 
+# A PDF's page break, as the loader writes it: a form feed on a line of its own.
+_PAGE_BREAK = re.compile(r"^[ \t]*\f[ \t]*$")
+
+
 def _segments(text: str) -> list[tuple[int, str]]:
     """(offset, text) of each run of lines that belong together (`_soft_break`). A soft break is read as a space
-    (one character for one, so offsets stay exact)."""
+    (one character for one, so offsets stay exact). A sentence runs over a PDF's page break when the line before
+    the break runs on into the line after it ("…led it until March" / form feed / "1996.")."""
     lines = text.split("\n")
     width = wrap_width(lines) if hard_wrapped(lines) else 0
     out: list[tuple[int, str]] = []
     pos, start, parts = 0, 0, []
+    over_page = False
     for i, line in enumerate(lines):
         if not parts:
             start = pos
         parts.append(line)
-        nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if not _soft_break(line, nxt, lines[i + 2] if i + 2 < len(lines) else "", width):
+        pos += len(line) + 1
+        if over_page:   # the page break inside a sentence: it goes on on the next page
+            over_page = False
+            continue
+        j = i + 2 if i + 2 < len(lines) and _PAGE_BREAK.match(lines[i + 1]) and line.strip() else i + 1
+        nxt = lines[j] if j < len(lines) else ""
+        if _soft_break(line, nxt, lines[j + 1] if j + 1 < len(lines) else "", width):
+            over_page = j == i + 2
+        else:
             out.append((start, " ".join(parts)))
             parts = []
-        pos += len(line) + 1
+    if parts:
+        out.append((start, " ".join(parts)))
     return out
 
 

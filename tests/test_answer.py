@@ -274,6 +274,9 @@ def test_an_extractive_answer_leads_with_the_best_sentence_and_cites_each_from_i
     # ... but not into a list item.
     ("    The release came with several new features and packages for users\n    * the GNOME desktop environment\n",
      "* the GNOME desktop environment"),
+    # A sentence runs over a PDF's page break (a form feed on its own line) when its line runs on.
+    ("Ian Murdock founded Debian in August 1993 and led it until\n\f\nthe spring of 1996. Bruce Perens followed.\n",
+     "Ian Murdock founded Debian in August 1993 and led it until\n\f\nthe spring of 1996."),
     # A list item's wrapped lines hang under its text, and a line that leaves a quotation open runs on.
     ("         1. A Foundation Document is a document or statement regarded as\n            critical to the "
      "Project's mission and purposes.\n         2. The Foundation Documents are the works entitled \"Debian Social\n"
