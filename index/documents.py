@@ -188,8 +188,7 @@ def _drop_running_lines(pages: list[str]) -> list[str]:
     def key(line: str) -> str:
         return _PAGE_NUMBER.sub("#", " ".join(line.split()))
 
-    texts = [[line for line in page.split("\n")] for page in pages]
-    filled = [lines for lines in texts if any(line.strip() for line in lines)]
+    filled = [lines for lines in (page.split("\n") for page in pages) if any(line.strip() for line in lines)]
     if len(filled) < 3:
         return pages
     out = list(pages)
