@@ -106,6 +106,8 @@ OTHER_PASSAGE_GAIN = 0.1
 SECOND_PART_MARGIN = 0.15
 REDUNDANT_COSINE = 0.85
 MAX_ANSWER_CHARS = 700
+# An overview quotes this many sentences of the opening and of the conclusion.
+OVERVIEW_SENTENCES = 2
 GAIN_WEIGHT = 0.5
 # A question that asks two things: a comparison, "both", or a second clause ("…; what became of…", "…, and why…").
 _TWO_PARTS = re.compile(r"\b(compare[sd]?|comparison|differ|differs|difference|versus|vs|both)\b|;\s*\w|"
@@ -525,3 +527,25 @@ class Decider:
                 notes.append(LOW_CONFIDENCE)
         return Decision(answerable, probability, features, tuple(scored), tuple(evidence), planted, tuple(notes),
                         covered)
+
+    def overview(self, question: str, passages: Sequence[Passage]) -> Decision:
+        """A question about the whole document (`rag.overview`), over its opening and conclusion passages: the
+        first OVERVIEW_SENTENCES sentences of each, in text order, are the evidence. Always answerable when they
+        hold a sentence; the features are computed as for any question, for the record."""
+        from rag.overview import OVERVIEW_NOTE
+
+        weights = self.scorer.weights()
+        scored = self.scorer.score(question, passages)
+        features = features_of(question, passages, (), scored, weights, self._calibration() if passages else None)
+        planted = tuple(s for s in scored if addresses_an_assistant(s.sentence.text))
+        evidence: list[ScoredSentence] = []
+        chars = 0
+        for p in passages:
+            own = sorted((s for s in scored if s.passage.n == p.n and s not in planted), key=lambda s: s.sentence.start)
+            for s in own[:OVERVIEW_SENTENCES]:
+                if evidence and chars + len(s.sentence.text) > MAX_ANSWER_CHARS:
+                    break
+                evidence.append(s)
+                chars += len(s.sentence.text)
+        return Decision(bool(evidence), 1.0 if evidence else 0.0, features, tuple(scored), tuple(evidence), planted,
+                        (OVERVIEW_NOTE,) if evidence else ())

@@ -104,6 +104,18 @@ def heads(sentence: Sentence, passage: Passage) -> bool:
     return bool(section) and section in after[:len(heading) + _CHAIN_CHARS + len(section)]
 
 
+def quotable(sentence: Sentence, passage: Passage) -> bool:
+    """Whether a sentence may be evidence at all: long enough, mostly letters (not a rule of dashes or a table's
+    digits: "-----…" had been quoted), and neither its passage's heading nor a title."""
+    text = sentence.text
+    if len(text) < MIN_SENTENCE_CHARS:
+        return False
+    visible = [ch for ch in text if not ch.isspace()]
+    if 2 * sum(ch.isalpha() for ch in visible) < len(visible):
+        return False
+    return not heads(sentence, passage) and not looks_like_title(text)
+
+
 def looks_like_code(text: str) -> bool:
     """An interactive-session line (">>>", "..."), a shell command ("$ "), or a line where more than one character
     in eight is a bracket, operator or quote (prose runs at 1-4%, code at 10-30%). A "#" line is not code: in a
@@ -173,8 +185,7 @@ class EvidenceScorer:
             prev: Sentence | None = None
             for s in split_sentences(p.text, p.start, p.source):
                 before, prev = prev, s
-                if (s.source, s.start) in seen or len(s.text) < MIN_SENTENCE_CHARS or heads(s, p) or \
-                        looks_like_title(s.text):
+                if (s.source, s.start) in seen or not quotable(s, p):
                     continue
                 seen.add((s.source, s.start))
                 if self.read_back and before is not None and opens_with_pronoun(s.text):

@@ -4,6 +4,7 @@
     condense  rag.followup.Condenser     question, history: [Turn]      -> standalone question: str
     retrieve  rag.retrieval.PassageRetriever  standalone question    -> Retrieved (hits, passages)
     decide    rag.decide.Decider         question, passages, hits       -> Decision (answerable, features, evidence)
+              (a question about the whole document, rag.overview: its opening and conclusion passages instead)
     write     rag.writers.Writer         question, passages, Decision   -> streamed text, then a Draft
     verify    rag.verify.verify          Draft, passages                -> Verified (text, citations, validation)
 
@@ -25,6 +26,7 @@ from rag.errors import BackendError
 from rag.evidence import EvidenceScorer
 from rag.followup import Condenser, LLMCondenser, RuleCondenser
 from rag.guard import CheckedQuestion, QuestionGuard
+from rag.overview import asks_for_overview, overview_passages
 from rag.retrieval import PassageRetriever, Reranker, Retrieved
 from rag.settings import Settings
 from rag.text import TermWeights
@@ -127,9 +129,18 @@ class RAG:
     def decide(self, question: str, history: Sequence[Turn | dict] | None = None) -> Decision:
         """The decision stage's verdict and features for a question (what calibration fits)."""
         self.index.refresh()
-        standalone = self.condense(question, history)
+        return self._retrieve_and_decide(self.condense(question, history))[1]
+
+    def _retrieve_and_decide(self, standalone: str) -> tuple[Retrieved, Decision]:
+        """Retrieval and the decision; a question about the whole document is answered from its opening and
+        conclusion (`rag.overview`), which no similarity search finds."""
         retrieved = self.retriever.retrieve(standalone)
-        return self.decider.decide(standalone, retrieved.passages, retrieved.hits)
+        if asks_for_overview(standalone):
+            passages = overview_passages(self.index, retrieved.hits)
+            if passages:
+                retrieved = Retrieved(retrieved.hits, passages)
+                return retrieved, self.decider.overview(standalone, passages)
+        return retrieved, self.decider.decide(standalone, retrieved.passages, retrieved.hits)
 
     def _turns(self, history: Sequence[Turn | dict] | None) -> list[Turn]:
         """The conversation as typed turns, bounded like the question (`answer.max_history_turns` newest turns,
@@ -156,8 +167,7 @@ class RAG:
             return
         self.index.refresh()
         standalone = self.condenser.condense(checked.text, turns)
-        retrieved = self.retriever.retrieve(standalone)
-        decision = self.decider.decide(standalone, retrieved.passages, retrieved.hits)
+        retrieved, decision = self._retrieve_and_decide(standalone)
         t1 = time.perf_counter()
         timings = {"retrieve": _ms(t1 - t0)}
         yield StreamEvent("passages", passages=tuple(retrieved.passages))

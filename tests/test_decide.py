@@ -450,3 +450,44 @@ def test_the_form_of_a_how_question_is_not_its_topic(question, terms):
     from rag.text import content_terms
 
     assert content_terms(question) == terms
+
+
+# -- questions about the whole document ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("question, overview", [
+    ("What is this essay about?", True), ("Summarize the document.", True), ("tl;dr?", True),
+    ("What is the main argument of the essay?", True), ("What did the author write about the essay's thesis?", True),
+    ("What does the author conclude?", True), ("Give me a short summary of the text", True),
+    ("What is the main argument about Russia's role in Syria?", False), ("What is the thesis of Zarif's interview?", False),
+    ("Why did Russia avoid a mutual defense clause with Iran?", False), ("What does the -s option do?", False),
+    ("Summarize what the essay says about Syria.", False)])
+def test_a_question_about_the_whole_document_is_told_from_one_about_a_topic(question, overview):
+    from rag.overview import asks_for_overview
+
+    assert asks_for_overview(question) is overview
+
+
+def test_a_question_about_the_whole_document_is_answered_from_its_opening_and_conclusion(essay_rag, essay_text):
+    """No passage is similar to "What is this essay about?": it was refused. Now the answer quotes the opening's
+    first sentence and the conclusion's, each citation an exact span of the essay, with a note saying so."""
+    from rag.overview import OVERVIEW_NOTE
+
+    for question in ("What is this essay about?", "Summarize the document."):
+        answer = essay_rag.ask(question)
+        assert not answer.refused and OVERVIEW_NOTE in answer.notes
+        assert len(answer.citations) == 2               # the opening, and the last paragraph ("Overall, …")
+        quoted = sorted(h for c in answer.citations for h in c.highlights)
+        assert quoted[0][0] == 0 and any(essay_text[a:b].startswith("Overall") for a, b in quoted)
+        for c in answer.citations:
+            assert essay_text[c.start:c.end] == c.text
+
+
+def test_a_rule_of_dashes_or_digits_is_never_evidence():
+    from rag.evidence import quotable
+    from rag.sentences import Sentence
+    from rag.types import Passage
+
+    passage = Passage(n=1, source="d", title="t", section="", start=0, end=100, text="x" * 100, score=1.0)
+    assert not quotable(Sentence("d", 0, 30, "-" * 30), passage)
+    assert not quotable(Sentence("d", 0, 24, "12 34 56 78 90 12 34 56"), passage)
+    assert quotable(Sentence("d", 0, 36, "Open Tuesday to Sunday, 9:00 to 17:00"), passage)
