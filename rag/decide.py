@@ -532,7 +532,7 @@ class Decider:
         """A question about the whole document (`rag.overview`), over its opening and conclusion passages: the
         first OVERVIEW_SENTENCES sentences of each, in text order, are the evidence. Always answerable when they
         hold a sentence; the features are computed as for any question, for the record."""
-        from rag.overview import OVERVIEW_NOTE
+        from rag.overview import OVERVIEW_NOTE, states
 
         weights = self.scorer.weights()
         scored = self.scorer.score(question, passages)
@@ -541,7 +541,8 @@ class Decider:
         evidence: list[ScoredSentence] = []
         chars = 0
         for p in passages:
-            own = sorted((s for s in scored if s.passage.n == p.n and s not in planted), key=lambda s: s.sentence.start)
+            own = sorted((s for s in scored if s.passage.n == p.n and s not in planted and states(s.sentence.text)),
+                         key=lambda s: s.sentence.start)
             for s in own[:OVERVIEW_SENTENCES]:
                 if evidence and chars + len(s.sentence.text) > MAX_ANSWER_CHARS:
                     break

@@ -28,7 +28,7 @@ _ASKS = re.compile(
     r"\b(summar(y|ies|ise|ize|ised|ized)|overview|tl;?dr|gist|thesis|synopsis|abstract|"
     r"main (point|idea|argument|message|takeaway|claim|conclusion|topic|theme|thrust)s?|"
     r"key (point|takeaway|idea|message|argument|finding)s?|central (argument|claim|idea|point)s?|"
-    r"(what|which) (is|are|was) (this|the|that) (essay|document|text|article|paper|report|book|chapter|manual|"
+    r"(what|which) (is|are|was|were) (this|the|that|these|those) (essay|document|text|article|paper|report|book|chapter|manual|"
     r"file|guide|note|page|piece)s? (about|on)|what (is|was) it about|"
     r"what does (this|the) (essay|document|text|article|paper|report|book|chapter|manual|guide|author) "
     r"(argue|conclude|claim|say overall|cover)|what (does|did) the author (argue|conclude|claim))\b", re.I)
@@ -45,6 +45,9 @@ _CLOSING = re.compile(r"\b(conclusions?|concluding|in summary|summary and|final 
                       r"closing remarks|wrap-?up)\b", re.I)
 _CONCLUDES = re.compile(r"^\W*(overall|in conclusion|to conclude|in sum|in summary|in short|ultimately|to sum up|"
                         r"all in all|taken together|in the end)\b", re.I)
+_FRONT_MATTER = re.compile(r"copyright|\(c\)|©|licen[cs]e[ds]? |all rights reserved|redistribut|permission is granted|"
+                           r"\bISBN\b|[\w.-]+@[\w-]+\.[\w.]+", re.I)
+STATEMENT_WORDS = 4
 # An opening section counts when it starts in the first quarter of the document.
 OPENING_SHARE = 0.25
 
@@ -59,10 +62,17 @@ def asks_for_overview(question: str) -> bool:
 
 def _states(chunk: Chunk) -> bool:
     """Whether the passage holds a sentence an answer may quote (an Info file's first passages hold only its node
-    line and menu)."""
+    line and menu) and is not front matter (a PDF's or web page's copyright, licence and credits)."""
+    if _FRONT_MATTER.search(chunk.text):
+        return False
     passage = _passage(chunk, 0)
-    return any(quotable(s, passage) and not looks_like_code(s.text)
-               for s in split_sentences(chunk.text, chunk.start, chunk.source))
+    return any(quotable(s, passage) and states(s.text) for s in split_sentences(chunk.text, chunk.start, chunk.source))
+
+
+def states(text: str) -> bool:
+    """A sentence that states something: several words, not a question (a contents line, "1. Introduction -- What
+    is the Debian Project?") and not code. A note's line without a full stop states something too."""
+    return not text.rstrip().endswith("?") and len(text.split()) >= STATEMENT_WORDS and not looks_like_code(text)
 
 
 def _passage(chunk: Chunk, n: int) -> Passage:
@@ -72,23 +82,27 @@ def _passage(chunk: Chunk, n: int) -> Passage:
 
 def overview_passages(index: SearchIndex, hits: Sequence[SearchHit]) -> list[Passage]:
     """The opening passage and, when the document has one, its conclusion, numbered 1 and 2. The document is the
-    only one in the index or the first that `hits` rank; empty when there is none."""
+    first that `hits` rank whose passages state something (a web site's contents page does not); empty when there
+    is none. Passages are read lazily, from the start for the opening and from the end for the closing, so a long
+    document costs a few passages' sentence splitting."""
     chunks = index.chunks
-    sources = {c.source for c in chunks}
-    if not sources:
-        return []
-    source = next(iter(sources)) if len(sources) == 1 else (hits[0].chunk.source if hits else None)
-    if source is None:
-        return []
-    own = sorted((c for c in chunks if c.source == source), key=lambda c: c.start)
-    own = [c for c in own if _states(c)]
-    if not own:
-        return []
-    length = len(index.document_text(source)) or 1
-    opening = next((c for c in own if c.section and _OPENING.search(c.section) and c.start < OPENING_SHARE * length),
-                   own[0])
-    closing = next((c for c in own if c.section and _CLOSING.search(c.section) and c is not opening), None)
-    if closing is None and own[-1] is not opening and _CONCLUDES.search(own[-1].text):
-        closing = own[-1]
-    picked = [opening] + ([closing] if closing is not None else [])
-    return [_passage(c, i) for i, c in enumerate(picked, start=1)]
+    ranked = list(dict.fromkeys(h.chunk.source for h in hits)) or sorted({c.source for c in chunks})
+    by_source: dict[str, list[Chunk]] = {source: [] for source in ranked}
+    for c in chunks:
+        if c.source in by_source:
+            by_source[c.source].append(c)
+    for source in ranked:
+        own = sorted(by_source[source], key=lambda c: c.start)
+        length = len(index.document_text(source)) or 1
+        first = [c for c in own if c.section and _OPENING.search(c.section) and c.start < OPENING_SHARE * length]
+        opening = next((c for c in first + own if _states(c)), None)
+        if opening is None:
+            continue
+        closing = next((c for c in own if c.section and _CLOSING.search(c.section) and c is not opening and
+                        _states(c)), None)
+        if closing is None:
+            last = next((c for c in reversed(own) if _states(c)), None)
+            closing = last if last is not None and last is not opening and _CONCLUDES.search(last.text) else None
+        picked = [opening] + ([closing] if closing is not None else [])
+        return [_passage(c, i) for i, c in enumerate(picked, start=1)]
+    return []

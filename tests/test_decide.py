@@ -437,6 +437,8 @@ def test_notes_without_full_stops_are_evidence_and_their_headings_are_not(tmp_pa
         assert decision.answerable and decision.evidence[0].sentence.text == lead
         quoted = {s.sentence.text for s in decision.scored}
         assert quoted <= items and not quoted & {"Tickets", "Opening hours", "City Museum visit notes"}
+    overview = rag.ask("What are these notes about?")    # a whole-document question: the notes' first items
+    assert not overview.refused and overview.answer.startswith("Open Tuesday to Sunday, 9:00 to 17:00")
 
 
 
