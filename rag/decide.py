@@ -82,6 +82,7 @@ from rag.errors import RagError
 from rag.evidence import EvidenceScorer, ScoredSentence
 from rag.followup import split_context
 from rag.guard import addresses_an_assistant
+from rag.overview import OVERVIEW_NOTE, states
 from rag.sentences import leans_back, opens_with_pronoun
 from rag.text import TermWeights, content_terms, term_set
 from rag.types import Passage
@@ -532,8 +533,6 @@ class Decider:
         """A question about the whole document (`rag.overview`), over its opening and conclusion passages: the
         first OVERVIEW_SENTENCES sentences of each, in text order, are the evidence. Always answerable when they
         hold a sentence; the features are computed as for any question, for the record."""
-        from rag.overview import OVERVIEW_NOTE, states
-
         weights = self.scorer.weights()
         scored = self.scorer.score(question, passages)
         features = features_of(question, passages, (), scored, weights, self._calibration() if passages else None)
