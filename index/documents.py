@@ -195,8 +195,8 @@ def _drop_running_lines(pages: list[str]) -> list[str]:
     for end in (0, -1):
         counts: dict[str, int] = {}
         for lines in filled:
-            edge = [line for line in lines if line.strip()][end]
-            counts[key(edge)] = counts.get(key(edge), 0) + 1
+            edge = key([line for line in lines if line.strip()][end])
+            counts[edge] = counts.get(edge, 0) + 1
         running = {k for k, n in counts.items() if n >= max(3, RUNNING_SHARE * len(filled))}
         if not running:
             continue

@@ -84,7 +84,7 @@ from rag.followup import split_context
 from rag.guard import addresses_an_assistant
 from rag.overview import OVERVIEW_NOTE, states
 from rag.sentences import leans_back, opens_with_pronoun
-from rag.text import TermWeights, content_terms, term_set
+from rag.text import MONTHS, TermWeights, content_terms, term_set
 from rag.types import Passage
 
 MODEL_FILE = Path(__file__).with_name("decision_model.json")
@@ -141,21 +141,21 @@ _ASKS = (
 _QUANTITY = re.compile(r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
                        r"forty|fifty|hundred|thousand|million|billion|dozen|half|twice|once|double|single|zero|none|"
                        r"free)\b", re.I)
-_DATE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b|\b(january|february|march|april|may|june|july|august|september|"
-                   r"october|november|december|century|decade)\b", re.I)
+_DATE = re.compile(rf"\b(1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b({'|'.join(MONTHS)}|century|decade)\b", re.I)
 _VERSION = re.compile(r"\b\d+(\.\d+)*\b")
 # What a quantity is not, though it holds digits: a date ("July 6th, 2019", "8 April 2007", "in 2011", "the 5th to
 # the 9th of July 2000") or a model's name ("Su-35", "S-400"). A "how many" question answered only by one of these
 # is not answered (four dev near-misses: "How many people attended the first DebConf?" over "…took place from the
 # 5th to the 9th of July 2000").
-_MONTH = (r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|"
-          r"jun|jul|aug|sep|sept|oct|nov|dec)\.?")
+_MONTH = rf"({'|'.join(MONTHS)}|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.?"
+# A model's name ("Su-35") or a version that only restates a whole number ("10.0").
+_MODEL = r"\b[A-Za-z]+-\d+[A-Za-z]*\b|\b\d+(\.0)+\b"
 _DATES_AND_MODELS = re.compile(
     rf"\b({_MONTH}\s+\d{{1,2}}(st|nd|rd|th)?(,?\s+\d{{4}})?|(the\s+)?\d{{1,2}}(st|nd|rd|th)?(\s+(to|and|-|–)\s+(the\s+)?"
     rf"\d{{1,2}}(st|nd|rd|th)?)?\s+(of\s+)?{_MONTH}(,?\s+\d{{4}})?|{_MONTH},?\s+\d{{4}}|(in|since|until|by|from|to|"
     rf"before|after|of|during)\s+(the\s+)?(early\s+|late\s+|mid-?)?\d{{4}}s?|\d{{4}}\s*[-–]\s*\d{{2,4}})\b|"
-    r"\b[A-Za-z]+-\d+[A-Za-z]*\b|\b\d+(\.0)+\b", re.I)
-_MODELS = re.compile(r"\b[A-Za-z]+-\d+[A-Za-z]*\b|\b\d+(\.0)+\b")
+    rf"{_MODEL}", re.I)
+_MODELS = re.compile(_MODEL)
 # A span of time may be given by its dates ("from 1980 to 1988"): "how long" and "how old" keep them.
 _SPAN_Q = re.compile(r"\bhow (long|old)\b", re.I)
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’.-]*")

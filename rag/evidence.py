@@ -21,7 +21,7 @@ import numpy as np
 from index import Embedder
 from index.chunking import is_heading
 from rag.sentences import Sentence, opens_with_pronoun, split_sentences
-from rag.text import TermWeights, content_terms, term_set
+from rag.text import MONTHS, WEEKDAYS, TermWeights, content_terms, term_set
 from rag.types import Passage
 
 LEXICAL_WEIGHT = 0.3
@@ -59,9 +59,7 @@ _PARENTHETICAL_END = re.compile(r"\s*\([^()]{0,40}\)$")
 # a section; it led the answer to "On what date was Ian Murdock born?" over the PDF edition of the Debian history.
 _LEADERS = re.compile(r"(\.\s?){4,}\s*(\d+|[ivxlc]+)?\s*$|(\.\s){4,}")
 # English capitalises days and months: "Closed on Mondays and on 25 December" in notes is a fact, not a title.
-_CALENDAR = frozenset("""monday mondays tuesday tuesdays wednesday wednesdays thursday thursdays friday fridays
-saturday saturdays sunday sundays january february march april june july august september october november
-december""".split())
+_CALENDAR = frozenset(MONTHS) | frozenset(WEEKDAYS) | {f"{day}s" for day in WEEKDAYS}
 
 
 def looks_like_title(text: str) -> bool:

@@ -24,6 +24,10 @@ _QUESTION_NOISE = {
     "mention", "mentioned", "give", "also", "about", "much", "many", "main", "reason", "reasons", "kind", "i",
 }
 _STOP = set(STOPWORDS_EN) | _QUESTION_NOISE
+# Calendar names, read by the date check (rag/decide.py) and the title check (rag/evidence.py).
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _HOW = re.compile(r"\bhow\s+(long|old|far|big|large|often|soon|fast|high|tall|wide|deep|heavy|well|early|late)\b", re.I)
 _stemmer = Stemmer.Stemmer("english")
 
