@@ -14,7 +14,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from index.config import IndexConfig
 from index.documents import Document, DocumentError
-from index.spans import Span
+from index.spans import SECTION_SEPARATOR, Span
 
 # Paragraphs, then lines, then sentence ends, then words: the splitter only falls back when a piece is too long.
 _SEPARATORS = [r"\n\n", r"\n", r"(?<=[.!?…])\s+", r"(?<=[;:])\s+", r" ", r""]
@@ -26,6 +26,10 @@ _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
 # A section number before a heading's first word ("1. Introduction", "2.1. General rules", "1.1 In the
 # Beginning"): manuals, constitutions and papers number their headings; the word after it must still be capitalised.
 _NUMBERING = re.compile(r"^\d{1,3}(\.\d{1,3})*\.?\s+")
+# A heading's place in the document's outline: "6.3. Procedure" sits under "6. The Technical Committee",
+# "A.1. Discussion" under "A. Standard Resolution Procedure", "4.1. The 0.x Releases" under "Chapter 4. …".
+_OUTLINE = re.compile(r"^(?:(?:chapter|appendix|part|section)\s+)?(\d{1,3}|[A-Z](?=\.))((?:\.\d{1,3})*)\.?\s", re.I)
+_MD_LEVEL = re.compile(r"^\s{0,3}(#{1,6})\s")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,14 +133,43 @@ def _heading_in_context(lines: list[str], i: int, kind: str, prev_heading: bool,
     return heading
 
 
+def _outline_key(line: str, heading: str, kind: str) -> tuple[str, ...] | int | None:
+    """Where a heading sits in the outline: its '#' level in Markdown, its number elsewhere ("6.3" -> ("6", "3"),
+    "Chapter 4. Debian Releases" -> ("4",)), or None for an unnumbered plain-text heading, whose level is
+    unknown."""
+    if kind in _MARKED_KINDS:
+        level = _MD_LEVEL.match(line)
+        return len(level.group(1)) if level else None
+    number = _OUTLINE.match(heading)
+    if number is None:
+        return None
+    return (number.group(1).upper(), *[n for n in number.group(2).split(".") if n])
+
+
+def _nested(parent: tuple[str, ...] | int | None, child: tuple[str, ...] | int | None) -> bool:
+    """Whether a heading with outline key `parent` contains one with key `child`."""
+    if isinstance(parent, int) and isinstance(child, int):
+        return parent < child
+    if isinstance(parent, tuple) and isinstance(child, tuple):
+        return len(parent) < len(child) and child[:len(parent)] == parent
+    return False
+
+
 def sections(text: str, kind: str = "text", wrapped: bool | None = None) -> list[tuple[int, int, str]]:
-    """(start, end, heading) spans covering the whole text; the part before any heading has heading ''.
+    """(start, end, section) spans covering the whole text; the part before any heading has section ''.
+
+    A section is named by its heading path, outermost first, joined by `SECTION_SEPARATOR`: a numbered heading sits
+    under the headings whose numbers prefix its own, a Markdown heading under the headings of higher levels before
+    it. "There is a quorum of two." had been filed under "6.3. Procedure" alone, and nothing in its passage said
+    it was the Technical Committee's procedure (the constitution has five sections so named). An unnumbered
+    plain-text heading stands alone: its level cannot be read.
 
     Headings that follow each other with no text between them (an Info node line, then its underlined title)
     open one section named by the last of them, not a passage holding only a heading.
     """
     spans: list[tuple[int, int, str]] = []
     current_start, current_heading = 0, ""
+    outline: list[tuple[tuple[str, ...] | int | None, str]] = []   # the open headings, outermost first
     has_body = False
     prev_heading = False
     lines = text.split("\n")
@@ -154,7 +187,9 @@ def sections(text: str, kind: str = "text", wrapped: bool | None = None) -> list
             if offset > current_start and has_body:
                 spans.append((current_start, offset, current_heading))
                 current_start = offset
-            current_heading = heading
+            key = _outline_key(line, heading, kind)
+            outline = [(k, h) for k, h in outline if _nested(k, key)] + [(key, heading)]
+            current_heading = SECTION_SEPARATOR.join(h for _, h in outline)
             has_body = False
         elif line.strip() and not _UNDERLINE.match(line.strip()):
             has_body = True

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+# Joins a section's headings from the outermost in (`Span.section`, built by `index.chunking.sections`): what the
+# UI shows, what a passage is embedded with, and what the evidence stage reads as each sentence's context.
+SECTION_SEPARATOR = " › "
+
+
+def own_heading(section: str) -> str:
+    """The innermost heading of a section path ("6. Technical committee › 6.3. Procedure" -> "6.3. Procedure")."""
+    return section.rsplit(SECTION_SEPARATOR, 1)[-1]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Span:
@@ -18,6 +27,11 @@ class Span:
     start: int
     end: int
     text: str
+
+    @property
+    def heading(self) -> str:
+        """The section's own heading, the line that opens it in the text ('' before the first heading)."""
+        return own_heading(self.section)
 
     def span_dict(self) -> dict:
         """The span's own fields as plain data (subclasses add theirs in `to_dict`)."""

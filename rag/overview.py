@@ -94,11 +94,11 @@ def overview_passages(index: SearchIndex, hits: Sequence[SearchHit]) -> list[Pas
     for source in ranked:
         own = sorted(by_source[source], key=lambda c: c.start)
         length = len(index.document_text(source)) or 1
-        first = [c for c in own if c.section and _OPENING.search(c.section) and c.start < OPENING_SHARE * length]
+        first = [c for c in own if c.section and _OPENING.search(c.heading) and c.start < OPENING_SHARE * length]
         opening = next((c for c in first + own if _states(c)), None)
         if opening is None:
             continue
-        closing = next((c for c in own if c.section and _CLOSING.search(c.section) and c is not opening and
+        closing = next((c for c in own if c.section and _CLOSING.search(c.heading) and c is not opening and
                         _states(c)), None)
         if closing is None:
             last = next((c for c in reversed(own) if _states(c)), None)

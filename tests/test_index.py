@@ -106,7 +106,7 @@ def test_markdown_html_pdf_offsets_titles_and_sections(tmp_path, config, embedde
     html_text = index.document_text(str(docs["html"].resolve()))
     assert "var x" not in html_text and "color:red" not in html_text
     md_sections = {c.section for c in index.chunks if c.source.endswith("notes.md")}
-    assert "Keepers" in md_sections
+    assert "Lighthouse notes › Keepers" in md_sections   # a '##' heading sits under the '#' before it
     hit = search(index, "When was the Zorbian lighthouse built?", 1)[0]
     assert "1873" in hit.chunk.text
     hit = search(index, "copper exports Vandal Bay", 1, mode="bm25")[0]

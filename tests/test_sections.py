@@ -10,6 +10,7 @@ from pathlib import Path
 
 from index import HybridIndex, IndexConfig, SearchConfig
 from index.chunking import Chunker, sections
+from index.spans import own_heading
 from index.documents import load_document
 
 WRAPPED = """\
@@ -72,7 +73,24 @@ def test_underlined_headings_are_headings_whatever_their_first_character():
 def test_markdown_code_is_never_a_heading():
     text = ("# Guide\n\nSome text.\n\n```python\n# a comment in code\nx = 1\n```\n\n    # indented code\n\n"
             "## Next\n\nMore.\n")
-    assert _headings(text, "markdown") == ["Guide", "Next"]
+    assert _headings(text, "markdown") == ["Guide", "Guide › Next"]
+
+
+def test_a_section_is_named_by_its_heading_path():
+    """A numbered heading sits under the headings whose numbers prefix its own; an unnumbered plain-text heading's
+    level cannot be read, so it stands alone; Markdown nests by '#' level."""
+    text = ("6. Technical committee\n\n6.1. Powers\n\nIt may decide.\n\n6.3. Procedure\n\nThere is a quorum of two.\n"
+            "\n7. The Secretary\n\n7.1. Powers\n\nIt counts votes.\n\nA. Standard Resolution Procedure\n\nText here.\n"
+            "\nA.1. Discussion\n\nMore text.\n\nChapter 4. History\n\nOld times.\n\n4.1. The 0.x Releases\n\nFirst.\n"
+            "\nLicence\n\nFree to copy.\n\n2.1. Orphan\n\nNo parent.\n")
+    assert _headings(text) == [
+        "6. Technical committee › 6.1. Powers", "6. Technical committee › 6.3. Procedure",
+        "7. The Secretary › 7.1. Powers", "A. Standard Resolution Procedure",
+        "A. Standard Resolution Procedure › A.1. Discussion", "Chapter 4. History",
+        "Chapter 4. History › 4.1. The 0.x Releases", "Licence", "2.1. Orphan"]
+    assert own_heading("6. Technical committee › 6.3. Procedure") == "6.3. Procedure"
+    md = "# Guide\n\nIntro.\n\n## Setup\n\nA.\n\n### Linux\n\nB.\n\n## Use\n\nC.\n"
+    assert _headings(md, "markdown") == ["Guide", "Guide › Setup", "Guide › Setup › Linux", "Guide › Use"]
 
 
 def test_html_headings_come_from_tags_and_page_furniture_is_dropped(tmp_path):
@@ -92,7 +110,8 @@ def test_html_headings_come_from_tags_and_page_furniture_is_dropped(tmp_path):
     assert "DOCTYPE" not in doc.text and "PUBLIC" not in doc.text and "generator" not in doc.text
     assert "An if statement picks a branch." in doc.text
     assert "    >>> # Measure some strings:\n    ... words = ['cat']\n    True\n        indented()" in doc.text
-    assert _headings(doc.text, doc.kind) == ["4. Control Flow", "4.1. if Statements", "4.2. for Statements"]
+    assert _headings(doc.text, doc.kind) == ["4. Control Flow", "4. Control Flow › 4.1. if Statements",
+                                             "4. Control Flow › 4.2. for Statements"]
     chunks = Chunker(800, 0, "sections").split(doc)
     assert all(doc.text[c.start:c.end] == c.text for c in chunks)
     plain = tmp_path / "plain.html"   # no main element: the whole page, still without declarations or comments

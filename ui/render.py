@@ -266,7 +266,7 @@ def _body(item: Citation | Passage) -> tuple[str, int]:
     text, offset = item.text, item.start
     first, sep, rest = text.partition("\n")
     heading = re.sub(r"^\s*#{1,6}\s+|\s*#*\s*$", "", first).strip()
-    if sep and heading and item.section and " ".join(heading.split()) == " ".join(item.section.split()):
+    if sep and heading and item.section and " ".join(heading.split()) == " ".join(item.heading.split()):
         skipped = len(first) + 1 + (len(rest) - len(rest.lstrip()))
         return text[skipped:], offset + skipped
     return text, offset
