@@ -122,7 +122,11 @@ def test_answer_type_comes_from_the_question_itself(question, kind):
     ("How many developers worked on Debian 10?", "Debian 10.0 (Buster) was released July 6th, 2019.", True),
     ("How many jets did Iran order?", "Iran sought equipment like Su-35 jets and S-400 systems in 2023.", True),
     ("How many packages did Debian 1.2 Rex have?", "Released December 1996, it had 848 packages.", False),
-    ("How long did the war last?", "The war lasted from 1980 to 1988.", False)])
+    ("How long did the war last?", "The war lasted from 1980 to 1988.", False),
+    # "one" standing for a thing and "free" that is no price are no count.
+    ("How many Developers does the Project have?", "It is an association that makes a free operating system.", True),
+    ("What salary does the Leader receive?", "Donations go to any one of a set of organisations.", True),
+    ("How long does the Leader serve?", "The Leader serves for one year from their election.", False)])
 def test_type_missing_needs_something_of_the_asked_kind_beyond_the_question(question, sentence, missing):
     from rag.decide import type_missing
 
