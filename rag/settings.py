@@ -22,7 +22,11 @@ Backend = Literal["extractive", "openai", "openai-compatible", "ollama", "llamac
 class RetrievalSettings(SearchConfig):
     """Search (mode, fusion, weights: index.SearchConfig) plus how hits become the writer's passages."""
 
-    k: int = Field(5, ge=1, le=50, description="Passages given to the generator.")
+    # Six passages, not five: a paraphrase that avoids the document's words often finds its sentence in the sixth
+    # (dev key-term accuracy essay 0.889 -> 0.917, ed-manual 0.778 -> 0.815, debian-history 0.643 -> 0.679; no
+    # refusal changed; history citation precision 0.700 -> 0.677). Seven cost the history an off-topic refusal.
+    # The 2,500-character budget did not bind at six (the same answers at 3,000).
+    k: int = Field(6, ge=1, le=50, description="Passages given to the generator.")
     budget_chars: int = Field(2500, ge=200, description="Most characters of passage text given to the generator.")
     merge_adjacent: bool = True
     reranker: str | None = Field(None, description="Optional sentence-transformers CrossEncoder name or path.")
