@@ -317,6 +317,18 @@ def test_a_lead_that_opens_with_a_pronoun_is_quoted_right_after_its_antecedent()
         "The lamp burned whale oil until 1870."
 
 
+def test_the_answer_type_is_read_with_a_pronoun_leads_antecedent():
+    """The lead "This changed when kerosene became cheap." holds no year; the sentence it is quoted after does, so a
+    "when" question is not refused for a missing date. A lead that names its subject is read alone."""
+    from rag.decide import features_of
+
+    scored = _scored(LIGHTHOUSE, {"This changed when kerosene became cheap.": 0.9,
+                                  "The lamp burned whale oil until 1870.": 0.3})
+    assert features_of("When did kerosene replace whale oil?", [], [], scored, _weights()).type_missing == 0.0
+    alone = _scored(LIGHTHOUSE, {"Keepers lived in the tower.": 0.9, "The lamp burned whale oil until 1870.": 0.3})
+    assert features_of("When did keepers live in the tower?", [], [], alone, _weights()).type_missing == 1.0
+
+
 def test_a_sentence_from_another_passage_joins_only_when_close_and_covering_new_question_words():
     from rag.decide import OTHER_PASSAGE_MARGIN, select_evidence
 
