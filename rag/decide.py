@@ -141,10 +141,10 @@ _ASKS = (
 # "one" is a number unless it stands for a thing ("any one of a set of organisations", "no one", "the one who"),
 # and "free" is a price only when the question asks what something costs ("Children under 12 enter free"): "a free
 # operating system" had answered "How many Developers does the Debian Project currently have?"
-_QUANTITY = re.compile(r"\b(\d[\d,.]*|(?<!\bany )(?<!\bno )(?<!\beach )(?<!\bevery )(?<!\bthe )(?<!\bthis )(?<!\bthat )"
-                       r"(?<!\bwhich )one(?! of\b)(?! another\b)|two|three|four|five|six|seven|eight|nine|ten|eleven|"
-                       r"twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|half|twice|once|double|"
-                       r"single|zero|none)\b", re.I)
+_QUANTITY = re.compile(r"\b(\d[\d,.]*|(?<!\bany )(?<!\bno )(?<!\beach )(?<!\bevery )(?<!\bthe )(?<!\bthis )"
+                       r"(?<!\bthat )(?<!\bwhich )one(?! of\b)(?! another\b)|two|three|four|five|six|seven|eight|nine|"
+                       r"ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|half|twice|"
+                       r"once|double|single|zero|none)\b", re.I)
 _PRICE_Q = re.compile(r"\b(how much|cost|costs|price|prices|pay|fee|fees|charge|charged|admission|tickets?)\b", re.I)
 _FREE = re.compile(r"\bfree\b", re.I)
 _DATE = re.compile(rf"\b(1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b({'|'.join(MONTHS)}|century|decade)\b", re.I)
@@ -202,7 +202,8 @@ def has_answer_type(kind: str | None, sentence: str, question: str) -> bool:
     if kind == "quantity":
         strip = _MODELS if _SPAN_Q.search(question) else _DATES_AND_MODELS
         sentence, question = strip.sub(" ", sentence), strip.sub(" ", question)
-        return _new(_QUANTITY, sentence, question) or (bool(_PRICE_Q.search(question)) and _new(_FREE, sentence, question))
+        priced = bool(_PRICE_Q.search(question)) and _new(_FREE, sentence, question)
+        return _new(_QUANTITY, sentence, question) or priced
     if kind == "date":
         return _new(_DATE, sentence, question)
     if kind == "version":
