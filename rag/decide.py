@@ -84,7 +84,7 @@ from rag.followup import split_context
 from rag.guard import addresses_an_assistant
 from rag.overview import OVERVIEW_NOTE, states
 from rag.sentences import leans_back, opens_with_pronoun
-from rag.text import MONTHS, TermWeights, content_terms, term_set
+from rag.text import MONTHS, NAME_WORD, TermWeights, bare_name, content_terms, names, term_set
 from rag.types import Passage
 
 MODEL_FILE = Path(__file__).with_name("decision_model.json")
@@ -164,7 +164,6 @@ _DATES_AND_MODELS = re.compile(
 _MODELS = re.compile(_MODEL)
 # A span of time may be given by its dates ("from 1980 to 1988"): "how long" and "how old" keep them.
 _SPAN_Q = re.compile(r"\bhow (long|old)\b", re.I)
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’.-]*")
 
 
 def _new_numbers(sentence: str, question: str) -> bool:
@@ -208,31 +207,14 @@ def has_answer_type(kind: str | None, sentence: str, question: str) -> bool:
         return _new(_DATE, sentence, question)
     if kind == "version":
         return _new(_VERSION, sentence, question)
-    asked = {_bare(w.group(0)) for w in _WORD.finditer(question)}
-    return any(not any(_same_name(name, a) for a in asked) for name in _names(sentence))
+    asked = {bare_name(w) for w in NAME_WORD.findall(question)}
+    return any(not any(_same_name(name, a) for a in asked) for name in names(sentence))
 
 
 def _same_name(a: str, b: str) -> bool:
     """The same name or one inflected from it ("Russia" / "Russian", "Iran" / "Iranian"): a sentence naming the
     country does not name the official a "which Russian official" question asks for (one essay dev near-miss)."""
     return a == b or (min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a)))
-
-
-def _names(sentence: str) -> set[str]:
-    """Capitalised words that do not open the sentence or follow a full stop or colon: names, as far as plain
-    text shows them."""
-    out = set()
-    for i, m in enumerate(_WORD.finditer(sentence)):
-        before = sentence[:m.start()].rstrip(" “\"‘(")
-        if i == 0 or not before or before[-1] in ".!?:" or not m.group(0)[0].isupper():
-            continue
-        out.add(_bare(m.group(0)))
-    return out
-
-
-def _bare(word: str) -> str:
-    word = word.lower().replace("’", "'").rstrip(".-")
-    return word[:-2] if word.endswith("'s") else word
 
 
 def type_missing(question: str, sentence: str) -> float:

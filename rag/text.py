@@ -30,6 +30,8 @@ MONTHS = ("january", "february", "march", "april", "may", "june", "july", "augus
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _HOW = re.compile(r"\bhow\s+(long|old|far|big|large|often|soon|fast|high|tall|wide|deep|heavy|well|early|late)\b", re.I)
 _stemmer = Stemmer.Stemmer("english")
+# A word as a name is written: "U.S.", "Su-35", "Khamenei's".
+NAME_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’.-]*")
 
 
 def words(text: str) -> list[str]:
@@ -39,6 +41,24 @@ def words(text: str) -> list[str]:
 @lru_cache(maxsize=50_000)
 def stem(word: str) -> str:
     return _stemmer.stemWord(word.split("'")[0])
+
+
+def names(sentence: str) -> set[str]:
+    """Capitalised words that do not open the sentence or follow a full stop or colon: names, as far as plain
+    text shows them (lower-cased, possessive dropped). Read by the answer-type check (`rag.decide`) and by
+    verify, which looks for a name a composed answer states that its passages do not hold."""
+    out = set()
+    for i, m in enumerate(NAME_WORD.finditer(sentence)):
+        before = sentence[:m.start()].rstrip(" “\"‘(")
+        if i == 0 or not before or before[-1] in ".!?:" or not m.group(0)[0].isupper():
+            continue
+        out.add(bare_name(m.group(0)))
+    return out
+
+
+def bare_name(word: str) -> str:
+    word = word.lower().replace("’", "'").rstrip(".-")
+    return word[:-2] if word.endswith("'s") else word
 
 
 def content_terms(text: str) -> list[str]:

@@ -95,6 +95,8 @@ class Validation:
     dropped: list[str] = field(default_factory=list)       # sentences no evidence supports: removed from the answer
     recited: list[str] = field(default_factory=list)       # sentences whose marker was missing or wrong, now citing
                                                            # the evidence that supports them
+    invented: list[str] = field(default_factory=list)      # dropped sentences stating a name or number that neither
+                                                           # the question nor any passage holds
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -68,6 +68,8 @@ def test_unsupported_sentences_are_dropped_and_nothing_left_means_no_citation(de
     for text in bad:
         verified = verify(Draft(text, evidence=evidence), passages)
         assert verified.text == "" and verified.citations == [] and verified.validation.dropped, text
+        # a name or number that no passage holds marks the sentence as invented (what the close-call judge reads)
+        assert bool(verified.validation.invented) == ("1854" in text), text
     mixed = verify(Draft(f"{first.text} [{n}] {bad[0]}", evidence=evidence), passages)
     assert markers.cited(mixed.text) == [n] and "1854" not in mixed.text and len(mixed.validation.dropped) == 1
 
