@@ -247,11 +247,26 @@ def rag_for_set(eval_set: EvalSet, settings: "Settings", rag: "RAG | None" = Non
         rag = rag.with_settings(set_settings, build_if_missing=False)
     document = eval_set.document_path.resolve()
     others = [d.source for d in rag.documents() if d.source != str(document)]
+    if _reads_differently(rag, eval_set):
+        # The file is unchanged but this program reads it differently (a loader change): an index keeps the text
+        # its documents were loaded with, so the document is dropped and read again. A kept tutorial index had
+        # scored recall in 1,000 characters 0.775 on the HTML text of an older loader, 0.875 when fresh.
+        rag.index.update(remove=[document], progress=False)
     report = rag.index.update([document], titles=eval_set.titles, remove=others, progress=False)
     if report.errors:
         raise RagError(f"Cannot index the document of evaluation set {eval_set.name!r}: "
                        + "; ".join(str(e) for e in report.errors))
     return rag
+
+
+def _reads_differently(rag: "RAG", eval_set: EvalSet) -> bool:
+    """Whether the set's document is indexed with a text other than the one its file reads as now."""
+    from index.documents import load_document
+
+    source = str(eval_set.document_path.resolve())
+    if source not in {d.source for d in rag.documents()}:
+        return False
+    return rag.document_text(source) != load_document(eval_set.document_path).text
 
 
 def rag_for_config(rag: "RAG", name: str) -> "RAG":

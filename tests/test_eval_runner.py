@@ -273,6 +273,37 @@ def test_each_set_is_evaluated_on_its_own_index_holding_only_its_document(rag, s
     assert EvalRun.load(result.save(Path(settings.index.dir).parent / "tut.json")).records[0].set == "python-tutorial"
 
 
+def test_a_set_document_indexed_by_an_older_loader_is_read_again(rag, settings, tmp_path, monkeypatch):
+    """An index keeps the text its documents were loaded with; a set's document that this program now reads
+    differently (the file unchanged) is dropped and read again, so a kept set index never scores stale text. The
+    older loader is a patched one: a real loader change cannot be produced on demand."""
+    import index.documents as documents
+    from eval.dataset import read_set
+    from eval.runner import rag_for_set
+
+    folder = tmp_path / "tiny-notes"
+    folder.mkdir()
+    (folder / "notes.html").write_text("<html><head><title>Tiny notes</title></head><body><h1>Opening hours</h1>"
+                                       "<p>The museum opens at nine and closes at five every weekday.</p>"
+                                       "<p>Children under twelve enter free.</p></body></html>", encoding="utf-8")
+    (folder / "set.toml").write_text('name = "tiny-notes"\ntitle = "Tiny notes"\ndocument = "notes.html"\n'
+                                     'licence = "CC0-1.0"\n[source]\npackage = "none"\nversion = "0"\n'
+                                     'path = "notes.html"\n', encoding="utf-8")
+    tiny = read_set(folder)
+    fresh = documents.load_document(tiny.document_path).text
+    real = documents._LOADERS["html"]
+    monkeypatch.setitem(documents._LOADERS, "html",
+                        lambda path, data: (real(path, data)[0] + "\n\nA line an older loader kept.", None))
+    old = rag_for_set(tiny, settings, rag)
+    source = str(tiny.document_path.resolve())
+    assert old.document_text(source) != fresh
+    monkeypatch.setitem(documents._LOADERS, "html", real)
+    again = rag_for_set(tiny, settings, old)
+    assert [d.source for d in again.documents()] == [source]
+    assert again.document_text(source) == fresh
+    assert "older loader" not in " ".join(p.text for p in again.retrieve("When does the museum open?"))
+
+
 def test_set_index_dir_keeps_configurations_apart(settings):
     from eval.configs import baseline_settings
     from eval.runner import set_index_dir
