@@ -12,6 +12,8 @@ from typing import Literal
 import platformdirs
 from pydantic import BaseModel, Field, field_validator
 
+from index.documents import LOADER_VERSIONS
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Bumped when `index.chunking.sections` finds headings differently, so an index built before is re-chunked:
 # 2 reads hard-wrapped text, underlined headings and the HTML loader's '#' headings; 5 reads a list of short lines
@@ -89,4 +91,5 @@ class IndexConfig(BaseModel):
             "embed_headings": self.embed_headings,
             "sections": SECTIONS_VERSION,
             "tokens": TOKENS_VERSION,
+            "loaders": dict(LOADER_VERSIONS),
         }

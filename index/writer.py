@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from index import storage
 from index.chunking import Chunk, Chunker, embedding_text
 from index.config import IndexConfig
-from index.documents import Document, DocumentError, load_document
+from index.documents import Document, DocumentError, load_document, reread
 from index.embedding import Embedder
 from index.manifest import MANIFEST, DocumentRecord, FileDigest, Manifest
 from index.planner import Plan
@@ -126,10 +126,16 @@ class IndexWriter:
         for source, rec in (manifest.documents if manifest else {}).items():
             text = previous.texts.get(source)
             try:
+                max_bytes = int(self.config.max_file_mb * 1e6)
                 if text is None:  # an index of a newer format version: read the file again
-                    doc = load_document(Path(source), title=rec.title, max_bytes=int(self.config.max_file_mb * 1e6))
+                    doc = load_document(Path(source), title=rec.title, max_bytes=max_bytes)
                 else:
                     doc = Document(source, rec.title, text, rec.kind, rec.size, rec.sha256)
+                    again = reread(doc, manifest.chunker.get("loaders"), max_bytes)
+                    if again is not None:
+                        doc = again
+                        report.notes.append(f"{source}: read again from the file (the {rec.kind} loader has "
+                                            "changed since it was indexed)")
                 changed[source] = (doc, self.chunker.split(doc))
             except DocumentError as exc:
                 log.warning("Dropping %s from the rebuilt index: %s (the previous generation, which holds it, is "

@@ -272,6 +272,50 @@ def test_settings_mismatch_triggers_rebuild_never_stale_results(tmp_path, config
     check_offsets(index)
 
 
+def older_html_loader(monkeypatch):
+    """Stand-in for an older release's HTML loader (a real loader change cannot be produced on demand): it kept a
+    navigation line, and the index records the HTML loader's version as 0."""
+    import index.documents as documents
+
+    real = documents._LOADERS["html"]
+    monkeypatch.setitem(documents._LOADERS, "html",
+                        lambda path, data: ("Previous | Next | Index\n\n" + real(path, data)[0], None))
+    monkeypatch.setitem(documents.LOADER_VERSIONS, "html", 0)
+
+
+def test_a_changed_loader_reads_unchanged_files_again_and_keeps_the_rest(tmp_path, config, embedder, monkeypatch):
+    """An improved loader reaches a kept index: opening it rebuilds, and each unchanged file of that kind is read
+    again; a file that has gone keeps its stored text (nothing is lost), a text file is only re-chunked."""
+    from index.documents import load_document
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    page = docs / "page.html"
+    page.write_text("<html><head><title>Ferries</title></head><body><h1>Timetable</h1><p>The first ferry leaves "
+                    "the harbour at seven and the last returns at ten.</p></body></html>", encoding="utf-8")
+    gone = docs / "gone.html"
+    gone.write_text("<html><body><p>The lighthouse keeper logs every passing ship by name.</p></body></html>",
+                    encoding="utf-8")
+    plain = docs / "plain.txt"
+    plain.write_text("Tickets are sold at the pier kiosk from six in the morning.\n", encoding="utf-8")
+    older_html_loader(monkeypatch)
+    old = HybridIndex.open(config, embedder)
+    old.update([docs], progress=False)
+    keep = old.document_text(str(gone.resolve()))
+    assert keep.startswith("Previous | Next") and old.manifest.chunker["loaders"]["html"] == 0
+    gone.unlink()
+    monkeypatch.undo()
+    index = HybridIndex.open(config, embedder)
+    assert index.manifest.chunker["loaders"]["html"] == 1
+    sources = {Path(d.source).name for d in index.documents()}
+    assert sources == {"page.html", "gone.html", "plain.txt"}
+    assert index.document_text(str(page.resolve())) == load_document(page).text       # read again
+    assert index.document_text(str(gone.resolve())) == keep                           # file gone: stored text
+    assert index.document_text(str(plain.resolve())) == load_document(plain).text
+    assert not any("Previous | Next" in c.text for c in index.chunks if c.source == str(page.resolve()))
+    check_offsets(index)
+
+
 def test_unloadable_model_gives_one_clear_error_and_leaves_process_settings_alone(monkeypatch):
     from index import Embedder, ModelLoadError
 

@@ -244,6 +244,31 @@ def test_rebuild_on_changed_chunk_settings_keeps_documents(tmp_path, pg_url, emb
     index.close(), smaller.close()
 
 
+def test_a_changed_loader_reads_unchanged_files_again(tmp_path, pg_url, embedder, monkeypatch):
+    """As with FAISS (tests/test_index.py): the index records the loader versions it was built with; after an
+    HTML loader change, opening it rebuilds and reads the unchanged page again. The older loader is a patched one:
+    a real loader change cannot be produced on demand."""
+    import index.documents as documents
+
+    config = pg_config(tmp_path, pg_url, name="loaders")
+    page = write(tmp_path / "page.html", "<html><head><title>Ferries</title></head><body><h1>Timetable</h1><p>The "
+                                         "first ferry leaves the harbour at seven.</p></body></html>")
+    real = documents._LOADERS["html"]
+    monkeypatch.setitem(documents._LOADERS, "html",
+                        lambda path, data: ("Previous | Next | Index\n\n" + real(path, data)[0], None))
+    monkeypatch.setitem(documents.LOADER_VERSIONS, "html", 0)
+    old = open_index(config, embedder)
+    old.update([page], progress=False)
+    assert old.document_text(str(page.resolve())).startswith("Previous | Next")
+    old.close()
+    monkeypatch.undo()
+    index = open_index(config, embedder)
+    assert index.manifest.chunker["loaders"]["html"] == documents.LOADER_VERSIONS["html"]
+    assert index.document_text(str(page.resolve())) == documents.load_document(page).text
+    assert index.check().healthy
+    index.close()
+
+
 # -- clear errors, each produced for real -------------------------------------------------------------------------
 
 def test_unreachable_server_is_a_clear_error(tmp_path):

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from index import storage
 from index.chunking import Chunk, Chunker, embedding_text
 from index.config import IndexConfig, SearchConfig
-from index.documents import Document, DocumentError, load_document, sha256_of_file
+from index.documents import Document, DocumentError, load_document, reread, sha256_of_file
 from index.embedding import Embedder
 from index.errors import Damage, IndexStoreError
 from index.hybrid import CheckReport, IndexInfo, SnapshotReads
@@ -459,8 +459,14 @@ class PostgresIndex(SnapshotReads):
                  progress: bool) -> list[_Doc]:
         chunker = Chunker.from_config(self.config)
         loaded: dict[str, tuple[Document, list[Chunk]]] = {}
+        built = (self._snap.manifest.chunker or {}).get("loaders") if self._snap.manifest else None
         for source, (rec, text) in stored.items():
             doc = Document(source, rec.title, text, rec.kind, rec.size, rec.sha256)
+            again = reread(doc, built, int(self.config.max_file_mb * 1e6))
+            if again is not None:
+                doc = again
+                report.notes.append(f"{source}: read again from the file (the {rec.kind} loader has changed since "
+                                    "it was indexed)")
             try:
                 loaded[source] = (doc, chunker.split(doc))
             except DocumentError as exc:
