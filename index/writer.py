@@ -123,10 +123,10 @@ class IndexWriter:
         report = UpdateReport(rebuilt=reason)
         manifest = previous.manifest
         changed: dict[str, tuple[Document, list[Chunk]]] = {}
+        max_bytes = int(self.config.max_file_mb * 1e6)
         for source, rec in (manifest.documents if manifest else {}).items():
             text = previous.texts.get(source)
             try:
-                max_bytes = int(self.config.max_file_mb * 1e6)
                 if text is None:  # an index of a newer format version: read the file again
                     doc = load_document(Path(source), title=rec.title, max_bytes=max_bytes)
                 else:
