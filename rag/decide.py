@@ -34,6 +34,17 @@ constitution, LODO:
       the same, quantities not read from dates    0.31 / 0.30 / 0.35 / 0.19 / 0.30   0.58 0.38 0.57 0.43 0.29 /
       or models' names (shipped)                                                     - 1.0 1.0 0.80 0.83
 
+A sixth document, the Linux kernel's development-process guide (eval/data/kernel-process, written after all
+of the above was tuned), showed the five-set model did not carry over: it refused 5 of the guide's 26 answerable
+dev questions (0.19), three "who" / "which" questions whose best sentence named no one (`typed_lead` now reads
+the name from a close sentence that covers more of the question) and two paraphrases at p 0.25-0.26. Refitted on
+six dev sets (same features), LODO highest passing t 0.35 / 0.33 / 0.36 / 0.22 / 0.30 / 0.145 (essay, ed,
+tutorial, history, constitution, kernel): the guide pins the operating point at 0.145 (was 0.21), its dev false
+refusals 0.115 -> 0.038, and the price on the other five dev splits is one essay near-miss ("Who brokered the 2020
+ceasefire between Armenia and Azerbaijan…?") and one constitution off-topic question ("How do I install Debian
+from a USB stick?") answered, at p 0.37 and 0.32, with the low-confidence note. Its test split (run once before
+these changes, once after): false refusals 0.038 -> 0, key-term 0.654 -> 0.692, near-miss refused 0.43 -> 0.29.
+
 The operating point fell from 0.31 to 0.16-0.18 with the Debian documents: a history paraphrase whose words
 are not the document's ("Which animated film series do the version nicknames come from?") scores 0.15. Without
 unknown_share that threshold answered "What is the population of Iran?" from the essay (p 0.34, four sentences
@@ -56,7 +67,7 @@ about Iran's foreign policy); with it the question is refused (0.28).
   ("population" in an essay that gives none). On three documents it refused one more essay near-miss for one
   more false refusal; on five it costs none, and it keeps the lower threshold off-topic questions that share a
   country's name with the document. Its scale moves with the corpus's vocabulary, which grows with every
-  document a user adds, so its weight is small (-0.36 against 1.81 for dense_lift, standardised).
+  document a user adds, so its weight is small (-0.26 against 1.78 for dense_lift, standardised, six dev sets).
 
 Measured and left out: the best sentence's cosine (thresholds 0.55 / 0.26 / 0.23 on three documents: one
 answerable ed question's best sentence scores 0.24 lift), best_coverage and context_coverage (each cost an
@@ -145,6 +156,11 @@ _QUANTITY = re.compile(r"\b(\d[\d,.]*|(?<!\bany )(?<!\bno )(?<!\beach )(?<!\beve
                        r"(?<!\bthat )(?<!\bwhich )one(?! of\b)(?! another\b)|two|three|four|five|six|seven|eight|nine|"
                        r"ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|half|twice|"
                        r"once|double|single|zero|none)\b", re.I)
+# A population, a GDP or a budget is a figure: digits or a magnitude word, never a small count in words ("the two
+# powers of Russia and China" does not give "the population of Iran"). The model refitted on six dev sets had
+# answered that essay near-miss (p 0.37) from that sentence; no other dev answer moved.
+_MAGNITUDE_Q = re.compile(r"\b(population|gdp|budget|revenue|income|salary|turnover)\b", re.I)
+_FIGURE = re.compile(r"\b(\d[\d,.]*|hundred|thousand|million|billion|trillion)\b", re.I)
 _PRICE_Q = re.compile(r"\b(how much|cost|costs|price|prices|pay|fee|fees|charge|charged|admission|tickets?)\b", re.I)
 _FREE = re.compile(r"\bfree\b", re.I)
 _DATE = re.compile(rf"\b(1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b({'|'.join(MONTHS)}|century|decade)\b", re.I)
@@ -201,6 +217,8 @@ def has_answer_type(kind: str | None, sentence: str, question: str) -> bool:
     if kind == "quantity":
         strip = _MODELS if _SPAN_Q.search(question) else _DATES_AND_MODELS
         sentence, question = strip.sub(" ", sentence), strip.sub(" ", question)
+        if _MAGNITUDE_Q.search(question):
+            return _new(_FIGURE, sentence, question)
         priced = bool(_PRICE_Q.search(question)) and _new(_FREE, sentence, question)
         return _new(_QUANTITY, sentence, question) or priced
     if kind == "date":
@@ -230,6 +248,36 @@ def type_missing(question: str, sentence: str) -> float:
     "where are annotations stored?" with `__annotations__`, no capitalised place."""
     kind = answer_type(question)
     return 0.0 if kind is None else float(not has_answer_type(kind, sentence, split_context(question)[0]))
+
+
+# A "who" / "which" question whose best sentence names no one may be answered by a sentence just below it that
+# does (`typed_lead`): within TYPED_LEAD_MARGIN of its score and covering TYPED_LEAD_GAIN more of the question.
+TYPED_LEAD_MARGIN = 0.2
+TYPED_LEAD_GAIN = 0.1
+
+
+def typed_lead(question: str, scored: Sequence[ScoredSentence]) -> Sequence[ScoredSentence]:
+    """`scored` with a better lead first, when the best sentence lacks the name the question asks for and a close
+    sentence below it both names someone and covers more of the question: "Linux-next trees are announced on the
+    linux-kernel and linux-next mailing lists…" (cosine 0.85, coverage 0.76) led "Who maintains the linux-next
+    tree?", and the type check refused the question that "…linux-next, maintained by Stephen Rothwell." (0.68,
+    1.00) answers. Measured on the dev splits of six documents, the kernel development-process guide written after
+    everything else here was tuned: its false refusals 0.192 -> 0.115 and key-term accuracy 0.615 -> 0.692, and
+    no answer on the other five changed. Names only: with numbers and dates too, the near-miss "How much wheat
+    does Russia export to Iran each year?" was answered from a sentence with another number (six near-misses on
+    four documents without the coverage gain): numbers stand in many sentences near any question. Without the
+    coverage gain, "In which city was the agreement…signed?" (an essay near-miss) was answered from a sentence
+    naming a president."""
+    if not scored or answer_type(question) != "name" or not type_missing(question, _with_antecedent(scored[0], scored)):
+        return scored
+    best = scored[0]
+    for cand in scored[1:]:
+        if best.score - cand.score > TYPED_LEAD_MARGIN:
+            break
+        if cand.coverage >= best.coverage + TYPED_LEAD_GAIN and \
+                not type_missing(question, _with_antecedent(cand, scored)):
+            return [cand, *(s for s in scored if s is not cand)]
+    return scored
 
 
 @dataclass(frozen=True)
@@ -506,7 +554,7 @@ class Decider:
         the low-confidence note when the probability is low): such a sentence is as direct an answer as the
         passages can hold, and a false refusal costs the reader more than a quote they can check."""
         weights = self.scorer.weights()
-        scored = self.scorer.score(question, passages)
+        scored = typed_lead(question, self.scorer.score(question, passages))
         calibration = self._calibration() if passages else None
         features = features_of(question, passages, hits, scored, weights, calibration)
         probability = self.model.probability(features)

@@ -126,7 +126,11 @@ def test_answer_type_comes_from_the_question_itself(question, kind):
     # "one" standing for a thing and "free" that is no price are no count.
     ("How many Developers does the Project have?", "It is an association that makes a free operating system.", True),
     ("What salary does the Leader receive?", "Donations go to any one of a set of organisations.", True),
-    ("How long does the Leader serve?", "The Leader serves for one year from their election.", False)])
+    ("How long does the Leader serve?", "The Leader serves for one year from their election.", False),
+    # A population, a GDP or a budget is a figure, not a small count in words.
+    ("What is the population of Iran?", "Iran relies on the two powers of Russia and China.", True),
+    ("What is the population of Iran?", "Iran has a population of about 90 million.", False),
+    ("What is the GDP of the town?", "The town's GDP is two billion euros.", False)])
 def test_type_missing_needs_something_of_the_asked_kind_beyond_the_question(question, sentence, missing):
     from rag.decide import type_missing
 
@@ -509,3 +513,43 @@ def test_a_rule_of_dashes_or_digits_is_never_evidence():
     assert not quotable(Sentence("d", 0, 30, "-" * 30), passage)
     assert not quotable(Sentence("d", 0, 24, "12 34 56 78 90 12 34 56"), passage)
     assert quotable(Sentence("d", 0, 36, "Open Tuesday to Sunday, 9:00 to 17:00"), passage)
+
+
+def _with_coverage(scored, coverage: dict[str, float]):
+    from dataclasses import replace
+
+    return [replace(s, coverage=coverage.get(s.sentence.text, 0.0)) for s in scored]
+
+
+NEXT_TREE = ["The next tree collects patches for testing before each merge window. It was first assembled in 2008. "
+             "The next tree is maintained by Stephen Rothwell."]
+COLLECTS, ROTHWELL = NEXT_TREE[0].split(". ")[0] + ".", "The next tree is maintained by Stephen Rothwell."
+
+
+@pytest.mark.parametrize("question, rothwell_score, rothwell_coverage, leads", [
+    ("Who maintains the next tree?", 0.8, 1.0, ROTHWELL),        # close, names someone, covers more: it leads
+    ("Who maintains the next tree?", 0.6, 1.0, COLLECTS),        # beyond the margin: the score's order stands
+    ("Who maintains the next tree?", 0.8, 0.55, COLLECTS),       # covers hardly more of the question
+    ("How many patches does the next tree collect?", 0.8, 1.0, COLLECTS),  # not a name question
+])
+def test_a_close_sentence_naming_the_asked_for_person_leads_only_when_it_covers_more(
+        question, rothwell_score, rothwell_coverage, leads):
+    """`typed_lead`: a "who" question whose best sentence names no one is led by a sentence just below it that
+    names someone and covers more of the question; numbers and dates are too common to move the lead for."""
+    from rag.decide import type_missing, typed_lead
+
+    scored = _with_coverage(_scored(NEXT_TREE, {COLLECTS: 0.9, ROTHWELL: rothwell_score,
+                                                "It was first assembled in 2008.": 0.85}),
+                            {COLLECTS: 0.5, ROTHWELL: rothwell_coverage, "It was first assembled in 2008.": 0.9})
+    lead = typed_lead(question, scored)
+    assert lead[0].sentence.text == leads
+    assert sorted(s.sentence.text for s in lead) == sorted(s.sentence.text for s in scored)
+    if leads == ROTHWELL:
+        assert type_missing(question, lead[0].sentence.text) == 0.0
+
+
+def test_a_lead_that_already_names_someone_is_kept():
+    from rag.decide import typed_lead
+
+    scored = _with_coverage(_scored(NEXT_TREE, {ROTHWELL: 0.9, COLLECTS: 0.85}), {ROTHWELL: 0.5, COLLECTS: 1.0})
+    assert typed_lead("Who maintains the next tree?", scored)[0].sentence.text == ROTHWELL
