@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag import markers
 from rag.decide import Decision
+from rag.evidence import ScoredSentence
 from rag.sentences import display
 from rag.settings import Settings
 from rag.types import Passage
@@ -39,6 +40,14 @@ _TOKEN = re.compile(r"\S+\s*")
 def tokens(text: str) -> list[str]:
     """Words with their trailing space: how a finished text is streamed."""
     return _TOKEN.findall(text)
+
+
+def evidence_claim(s: ScoredSentence) -> Claim:
+    """An evidence sentence as a claim citing its passage: its text as a reader sees it (`display`) and its span;
+    a block it introduces (a table's rows, a code example's lines: `rag.evidence.introduced_block`) follows it a
+    line each, with their spans."""
+    units = (s.sentence, *s.block)
+    return Claim("\n".join(display(u.text) for u in units), (s.passage.n,), tuple((u.start, u.end) for u in units))
 
 
 class Writer(Protocol):
@@ -56,8 +65,7 @@ class ExtractiveWriter:
     declines = False
 
     def write(self, question: str, passages: Sequence[Passage], decision: Decision) -> Generator[str, None, Draft]:
-        claims = tuple(Claim(display(s.sentence.text), (s.passage.n,), ((s.sentence.start, s.sentence.end),))
-                       for s in decision.evidence)
+        claims = tuple(evidence_claim(s) for s in decision.evidence)
         # Marker-like text quoted from a document ("sounded [2] during storms") is escaped, never a citation.
         text = " ".join(f"{markers.escape_literal(c.text)} {markers.format_marker(c.cites)}" for c in claims)
         yield from tokens(text)
@@ -124,8 +132,7 @@ class ComposeWriter(LLMWriter):
     def write(self, question: str, passages: Sequence[Passage], decision: Decision) -> Generator[str, None, Draft]:
         from rag.prompt import build_compose_messages
 
-        evidence = tuple(Claim(display(s.sentence.text), (s.passage.n,), ((s.sentence.start, s.sentence.end),))
-                         for s in decision.evidence)
+        evidence = tuple(evidence_claim(s) for s in decision.evidence)
         parts: list[str] = []
         for token in self.generator.stream_messages(build_compose_messages(question, [(c.cites[0], c.text) for c in evidence])):
             parts.append(token)

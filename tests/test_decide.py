@@ -99,7 +99,8 @@ def test_a_close_call_is_answered_with_a_low_confidence_note(essay_rag):
     ("What is Iran's GDP?", "quantity"), ("What share of exports goes to China?", "quantity"),
     ("And what about its population? (Context: Which Israeli leader does Putin admire?)", None),
     ("What other consideration about that country's population must Russia weigh?", None),
-    ("What does the population think of the war?", None)])
+    ("What does the population think of the war?", None), ("On what date was 5.4-rc1 released?", "day"),
+    ("Which date is the deadline?", "day")])
 def test_answer_type_comes_from_the_question_itself(question, kind):
     from rag.decide import answer_type
 
@@ -130,7 +131,14 @@ def test_answer_type_comes_from_the_question_itself(question, kind):
     # A population, a GDP or a budget is a figure, not a small count in words.
     ("What is the population of Iran?", "Iran relies on the two powers of Russia and China.", True),
     ("What is the population of Iran?", "Iran has a population of about 90 million.", False),
-    ("What is the GDP of the town?", "The town's GDP is two billion euros.", False)])
+    ("What is the GDP of the town?", "The town's GDP is two billion euros.", False),
+    # "On what date" asks for a day: a year alone does not give one.
+    ("On what date was the 5.6 kernel released?", "The 5.2 kernel's history looked like this (all dates in 2019):",
+     True),
+    ("On what date in 2019 was 5.4-rc1 released?", "September 30\t5.4-rc1, merge window closes", False),
+    ("On what date did Stormix declare bankruptcy?", "Stormix declared bankruptcy on January 17th 2001.", False),
+    ("What date was the treaty signed?", "It was signed on 17 January 2001.", False),
+    ("What date was the release?", "It was released on 2019-09-30.", False)])
 def test_type_missing_needs_something_of_the_asked_kind_beyond_the_question(question, sentence, missing):
     from rag.decide import type_missing
 
@@ -553,3 +561,61 @@ def test_a_lead_that_already_names_someone_is_kept():
 
     scored = _with_coverage(_scored(NEXT_TREE, {ROTHWELL: 0.9, COLLECTS: 0.85}), {ROTHWELL: 0.5, COLLECTS: 1.0})
     assert typed_lead("Who maintains the next tree?", scored)[0].sentence.text == ROTHWELL
+
+
+# -- a sentence that introduces a block -------------------------------------------------------------------------
+
+RELEASES = ("Releases go out every nine weeks. Here is how the 5.4 cycle went (all dates in\n2019):\n\n"
+            "\t========  ==================\n\tSeptember 15\t5.3 stable release\n\tSeptember 30\t5.4-rc1, merge window "
+            "closes\n\tNovember 24\t5.4 stable release\n\t========  ==================\n\n"
+            "How do the developers decide when to close the cycle? They watch the regressions.")
+
+
+def test_a_sentence_ending_with_a_colon_carries_the_block_it_introduces_and_no_more():
+    from rag.evidence import introduced_block
+    from rag.sentences import split_sentences
+    from rag.types import Passage
+
+    p = Passage(source="doc", title="", section="", start=100, end=100 + len(RELEASES), text=RELEASES, n=1,
+                score=1.0)
+    units = split_sentences(p.text, p.start, p.source)
+    intro = next(u for u in units if u.text.endswith(":"))
+    block = introduced_block(intro, p)
+    assert [" ".join(u.text.split()) for u in block] == [
+        "September 15 5.3 stable release", "September 30 5.4-rc1, merge window closes",
+        "November 24 5.4 stable release"]                      # no rules of "=", nothing after the blank line
+    for u in block:
+        assert RELEASES[u.start - p.start:u.end - p.start] == u.text     # exact spans
+    assert introduced_block(units[0], p) == ()                 # no colon, no block
+    last = Passage(source="doc", title="", section="", start=100, end=100 + intro.end - 100,
+                   text=RELEASES[:intro.end - 100], n=1, score=1.0)
+    assert introduced_block(intro, last) == ()                 # the passage ends with it
+
+
+def test_a_long_block_is_cut_at_a_whole_unit():
+    from rag.evidence import BLOCK_MAX_CHARS, introduced_block
+    from rag.sentences import split_sentences
+    from rag.types import Passage
+
+    text = "The options are:\n" + "\n".join(f"- option {i} does something rather useful here" for i in range(40))
+    p = Passage(source="doc", title="", section="", start=0, end=len(text), text=text, n=1, score=1.0)
+    intro = split_sentences(text, 0, "doc")[0]
+    block = introduced_block(intro, p)
+    assert block and sum(len(u.text) for u in block) <= BLOCK_MAX_CHARS
+    assert all(u.text.endswith("here") for u in block)
+
+
+def test_the_extractive_answer_quotes_an_introduced_block_under_its_sentences_citation():
+    from rag.decide import with_blocks
+    from rag.writers import evidence_claim
+
+    scored = _scored([RELEASES], {"Here is how the 5.4 cycle went (all dates in\n2019):": 0.9,
+                                  "September 30\t5.4-rc1, merge window closes": 0.5})
+    lead = scored[0]
+    row = next(s for s in scored if s.sentence.text.startswith("September 30"))
+    evidence = with_blocks([lead, row], lead)
+    assert len(evidence) == 1                                   # the row is quoted once, in the block
+    claim = evidence_claim(evidence[0])
+    assert claim.cites == (1,) and len(claim.support) == 4
+    assert claim.text.splitlines()[0] == "Here is how the 5.4 cycle went (all dates in 2019):"
+    assert "September 30 5.4-rc1, merge window closes" in claim.text.splitlines()
