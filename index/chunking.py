@@ -17,17 +17,11 @@ from index.documents import Document, DocumentError
 from index.spans import SECTION_SEPARATOR, Span
 
 # Paragraphs, then lines, then sentence ends, then words: the splitter only falls back when a piece is too long.
-# A paragraph that ends with a colon is not split from the block it introduces ("here is how the 5.4 development
-# cycle went (all dates in 2019):" / its release table): merged greedily, it went with the paragraph before it and
-# the table into the next passage. Dev (six sets): the kernel guide's citation precision 0.742 -> 0.774 with the
-# block quoted (rag.evidence.introduced_block); the Debian history's 0.688 -> 0.677 (a list now shares its intro's
-# passage, and a list item, not the labelled sentence, answers a count); one ed-manual near-miss moved from p 0.29
-# to 0.31 and is answered; no key term changed.
-_SEPARATORS = [r"(?<!:)\n\n", r"\n", r"(?<=[.!?…])\s+", r"(?<=[;:])\s+", r" ", r""]
+_SEPARATORS = [r"\n\n", r"\n", r"(?<=[.!?…])\s+", r"(?<=[;:])\s+", r" ", r""]
 # In hard-wrapped text (`hard_wrapped`) a line break is where the wrapper ran out of width, mid-sentence: a passage
 # cut there opens with "10th to July 17th, 2005 with over three hundred participants." and loses what the sentence
 # is about (the Debian history's text dump). There sentence ends come before line breaks.
-_WRAPPED_SEPARATORS = [r"(?<!:)\n\n", r"(?<=[.!?…])\s+", r"\n", r"(?<=[;:])\s+", r" ", r""]
+_WRAPPED_SEPARATORS = [r"\n\n", r"(?<=[.!?…])\s+", r"\n", r"(?<=[;:])\s+", r" ", r""]
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
 # A section number before a heading's first word ("1. Introduction", "2.1. General rules", "1.1 In the
 # Beginning"): manuals, constitutions and papers number their headings; the word after it must still be capitalised.

@@ -17,9 +17,8 @@ from index.documents import LOADER_VERSIONS
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Bumped when `index.chunking.sections` finds headings differently, so an index built before is re-chunked:
 # 2 reads hard-wrapped text, underlined headings and the HTML loader's '#' headings; 5 reads a list of short lines
-# under a heading as its body, not as a chain of headings; 6 names a section by its heading path; 7 keeps a
-# paragraph that ends with a colon with the block it introduces (`index.chunking._SEPARATORS`).
-SECTIONS_VERSION = 7
+# under a heading as its body, not as a chain of headings; 6 names a section by its heading path.
+SECTIONS_VERSION = 6
 # Bumped when `index.tokens` changes the words BM25 indexes: 2 keeps one-character words ("q", "_").
 TOKENS_VERSION = 2
 

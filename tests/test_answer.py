@@ -313,6 +313,8 @@ RELEASE_GUIDE = """The release cycle
 Each cycle opens with a merge window of about two weeks, in which new features are merged. After it, only fixes
 are accepted, and a release candidate comes out every week until the stable release.
 
+The 5.4 cycle
+
 As an example, here is how the 5.4 development cycle went (all dates in 2019):
 
 \t==============  ===============================

@@ -208,17 +208,3 @@ def test_notes_written_a_line_per_item_are_a_sentence_a_line(museum_notes):
     lines = [line for line in museum_notes.splitlines() if line]
     assert [s.text for s in split_sentences(museum_notes)] == lines
 
-
-def test_a_paragraph_ending_with_a_colon_stays_with_the_block_it_introduces(tmp_path):
-    """The splitter merges paragraphs greedily, so "here is how the cycle went:" went with the paragraph before it
-    and its table into the next passage, where neither answered "On what date was 5.4-rc1 released?"."""
-    rows = "".join(f"\tOctober {d}\t5.4-rc{i}\n" for i, d in enumerate(range(6, 30, 3), 2))
-    text = ("The cycle\n\n" + "Each cycle opens with a merge window of about two weeks for new features. " * 3 + "\n\n"
-            "As an example, here is how the 5.4 development cycle went (all dates in 2019):\n\n" + rows + "\n"
-            "How do the developers decide when to close the cycle? They watch the list of regressions.\n")
-    guide = tmp_path / "guide.txt"
-    guide.write_text(text, "utf-8")
-    chunks = Chunker(400, 50, "sections").split(load_document(guide))
-    assert all(text[c.start:c.end] == c.text for c in chunks)
-    intro = next(c for c in chunks if "here is how the 5.4" in c.text)
-    assert "October 6\t5.4-rc2" in intro.text
