@@ -233,6 +233,27 @@ def test_upload_into_a_new_set_then_ask_about_it(page, tmp_path):
     screenshot(page, "04-answer-from-upload.png")
 
 
+def test_a_table_an_answer_quotes_is_shown_a_row_per_line_and_highlighted(page, tmp_path):
+    """An answer led by "here is how the 5.4 cycle went:" quotes the table after it (rag.evidence.introduced_block):
+    in the chat each row is a line of its own, and the cited card highlights the rows."""
+    from test_answer import RELEASE_GUIDE
+
+    doc = tmp_path / "release-guide.txt"
+    doc.write_text(RELEASE_GUIDE, encoding="utf-8")
+    _open_uploads(page)
+    status = _add_files(page, [doc], new_set="Release guide")
+    assert "Added" in status
+    page.wait_for_function("() => document.querySelector('#status-line').innerText.includes('release-guide')")
+    answer = ask(page, "How did the 5.4 development cycle go?")
+    lines = [" ".join(line.split()) for line in answer.inner_text().splitlines()]
+    assert "September 15 5.3 stable release" in lines and "November 17 5.4-rc8" in lines
+    marks = [" ".join(m.split()) for m in page.locator("#sources mark").all_inner_texts()]
+    assert any("5.4-rc8" in m for m in marks) and not any("=====" in m for m in marks)
+    no_traceback(page)
+    settle(page)
+    screenshot(page, "04b-answer-quoting-a-table.png")
+
+
 def test_bad_uploads_get_clear_messages(page, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
