@@ -134,7 +134,9 @@ _NUMBER_A = re.compile(r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|ni
 # Answer types (a generalised number check): what kind of thing the question asks for, and how to see one in a
 # sentence. Checked in this order; a question matching none has no type and is never refused by this check.
 _ASKS = (
-    ("version", re.compile(r"\b(which|what) (\w+ )?(version|release)\b", re.I)),
+    # "which version control tool", "what release cycle" name a kind of thing, not a version.
+    ("version", re.compile(r"\b(which|what) (\w+ )?(version|release)\b(?! (control|cycles?|schedules?|managers?|"
+                           r"process|notes|team|dates?)\b)", re.I)),
     ("day", re.compile(r"\b(what|which) date\b", re.I)),
     ("date", re.compile(r"\b(when (did|was|were|will|had|has)|(what|which|in what|in which) (year|date|month|decade|"
                         r"century)|since when)\b", re.I)),

@@ -100,7 +100,8 @@ def test_a_close_call_is_answered_with_a_low_confidence_note(essay_rag):
     ("And what about its population? (Context: Which Israeli leader does Putin admire?)", None),
     ("What other consideration about that country's population must Russia weigh?", None),
     ("What does the population think of the war?", None), ("On what date was 5.4-rc1 released?", "day"),
-    ("Which date is the deadline?", "day")])
+    ("Which date is the deadline?", "day"), ("With which version control tool can you check out the code?", None),
+    ("What release cycle does Python follow?", None), ("Which release added the match statement?", "version")])
 def test_answer_type_comes_from_the_question_itself(question, kind):
     from rag.decide import answer_type
 
