@@ -45,6 +45,18 @@ ceasefire between Armenia and Azerbaijan…?") and one constitution off-topic qu
 from a USB stick?") answered, at p 0.37 and 0.32, with the low-confidence note. Its test split (run once before
 these changes, once after): false refusals 0.038 -> 0, key-term 0.654 -> 0.692, near-miss refused 0.43 -> 0.29.
 
+A seventh document, the General Python FAQ (eval/data/python-faq, a FAQ page), refused 3 of its 26 answerable dev
+questions on its first run (0.115): one because "which version control tool" read as asking for a version (no
+longer), two "in what year" / "who" questions whose best sentence holds no year or name (the answering sentence
+scores 0.26-0.37 lower). Refitted on seven dev sets (same features; dense_lift 2.06, type_missing -1.47,
+unknown_share -0.19), LODO highest passing t 0.395 / 0.30 / 0.20 / 0.355 / 0.165 / 0.085 / 0.37 (essay,
+constitution, history, ed, kernel, FAQ, tutorial): the FAQ pins the operating point at 0.085. On dev its false
+refusals 0.077 -> 0 (both answered wrongly, with the low-confidence note) and the history's 0.036 -> 0 (a key term
+won); the price: near-misses refused essay 0.54 -> 0.50, ed 0.38 -> 0.25, tutorial 0.57 -> 0.43, history 0.43 ->
+0.29, and the FAQ's "How do I install the Rust toolchain on macOS?" answered (off-topic 0.8 -> 0.6). Test splits,
+measured once after: history false refusals 0.087 -> 0.043 (within its limit for the first time) and key-term
+0.565 -> 0.609, ed 0.045 -> 0 and 0.591 -> 0.636; off-topic refused ed 1.0 -> 0.8, constitution 0.8 -> 0.6.
+
 The operating point fell from 0.31 to 0.16-0.18 with the Debian documents: a history paraphrase whose words
 are not the document's ("Which animated film series do the version nicknames come from?") scores 0.15. Without
 unknown_share that threshold answered "What is the population of Iran?" from the essay (p 0.34, four sentences
