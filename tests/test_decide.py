@@ -620,3 +620,16 @@ def test_the_extractive_answer_quotes_an_introduced_block_under_its_sentences_ci
     assert claim.cites == (1,) and len(claim.support) == 4
     assert claim.text.splitlines()[0] == "Here is how the 5.4 cycle went (all dates in 2019):"
     assert "September 30 5.4-rc1, merge window closes" in claim.text.splitlines()
+
+
+def test_a_sentence_ending_with_a_colon_never_joins_an_answer_it_does_not_lead():
+    """"The later keepers were these:" states nothing by itself; close to the lead in the same passage, it would
+    otherwise join (SAME_PASSAGE_MARGIN) and take an answer's place, as a list's intro did over the Debian history."""
+    from rag.decide import select_evidence
+
+    keepers = ["Anna Brandt kept the lamp from 1873 until 1890. The later keepers were these:\n- Ilsa Roth\n- Per Lund"]
+    scored = _scored(keepers, {"Anna Brandt kept the lamp from 1873 until 1890.": 0.9,
+                               "The later keepers were these:": 0.85})
+    chosen = [s.sentence.text for s in select_evidence("Who kept the lamp from 1873?", scored, _weights(), 4)]
+    assert chosen[0] == "Anna Brandt kept the lamp from 1873 until 1890."
+    assert "The later keepers were these:" not in chosen
