@@ -483,6 +483,22 @@ def test_the_form_of_a_how_question_is_not_its_topic(question, terms):
     assert content_terms(question) == terms
 
 
+def test_a_version_number_is_one_word():
+    """Split at its dot, "Debian 2.1" matched every sentence naming "1.2" or "2.0", and a "5.4-rc1" question any
+    "5" (debian-history dev citation precision 0.647 -> 0.667 with versions kept whole; no other dev answer moved).
+    A sentence's closing full stop still ends its last number."""
+    from rag.text import TermWeights, content_terms, term_set
+
+    question = content_terms("Which architectures did Debian 2.1 add?")
+    assert "2.1" in question and not {"1", "2"} & set(question)
+    assert "5.4-rc1" in content_terms("On what date in 2019 was 5.4-rc1 released?")
+    assert {"0.93r6", "2019"} <= term_set("Debian 0.93R6 was released in 2019.")
+    older, asked = "Debian 1.2 Rex shipped 848 packages.", "Debian 2.1 Slink added Alpha and Sparc."
+    weights = TermWeights([older, asked])
+    assert weights.coverage(question, term_set(older)) == weights.coverage(question, {"debian"})
+    assert weights.coverage(question, term_set(asked)) > weights.coverage(question, term_set(older))
+
+
 # -- questions about the whole document ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("question, overview", [
