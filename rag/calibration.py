@@ -24,20 +24,27 @@ it. The probe bank is embedded once per process and embedding model; per generat
 of at most 64 pseudo-questions plus 124 top-1 searches (`Calibration.seconds`): measured on 2 CPU cores, 0.2 s
 to embed the probes once, then 0.2-0.65 s per generation on the bundled documents (the first question after an
 index change pays it; warm answers stay at a 36-48 ms median).
+
+The result is also kept beside the index (`CACHE_FILE` in its folder, keyed by the generation, the embedding model,
+the probe bank and `CACHE_VERSION`), so a new process over an unchanged index reads it instead of measuring again:
+a cold `rag ask` was 6.25-6.31 s with 0.51-0.64 s of it this measurement (three runs and two profiles, 2 cores).
+It is a cache: unreadable, stale or unwritable, it is measured again and nothing fails.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from index import SearchIndex
 from index.chunking import is_heading
+from index.storage import atomic_write_text
 from rag.sentences import split_sentences
 from rag.text import content_terms, stem, words
 
@@ -47,6 +54,10 @@ MIN_PSEUDO_WORDS = 6
 # The lift's denominator never falls below this: an index whose own sentences barely beat the probes (a tiny or
 # odd document) must not turn small cosine differences into large lifts.
 MIN_SPAN = 0.15
+# The cached calibration, in the index's folder. Raise CACHE_VERSION whenever what `calibrate` measures changes
+# (the pseudo-questions, the probes' use, the fields), so no process reads a value measured the old way.
+CACHE_FILE = "calibration.json"
+CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -137,16 +148,19 @@ def calibrate(snapshot, embedder, probes: list[str], probe_vectors: np.ndarray |
 
 class IndexCalibration:
     """The current index generation's `Calibration`, computed on first use and whenever the index changes.
-    Shared by concurrent requests; `computed` counts the computations (tests check it stays at one)."""
+    Shared by concurrent requests; `computed` counts the computations (tests check it stays at one), `loaded` the
+    values read from the index folder's cache (`CACHE_FILE`)."""
 
     def __init__(self, index: SearchIndex, probes: list[str] | None = None) -> None:
         self.index = index
         self.probes = probes if probes is not None else load_probes()
+        self._probes_sha = hashlib.sha256("\n".join(self.probes).encode("utf-8")).hexdigest()
         self._key: tuple | None = None
         self._value: Calibration | None = None
         self._lock = threading.Lock()
         self._probe_vectors: np.ndarray | None = None
         self.computed = 0
+        self.loaded = 0  # read from the index folder's cache instead of computed
 
     def _index_key(self, snapshot) -> tuple:
         manifest = snapshot.manifest
@@ -162,12 +176,47 @@ class IndexCalibration:
         with self._lock:
             if key == self._key and self._value is not None:
                 return self._value
-            if not snapshot.chunks:
+            stored = self._stored_key(snapshot)
+            value = self._read(stored) if snapshot.chunks else None
+            if value is not None:
+                self.loaded += 1
+            elif not snapshot.chunks:
                 value = DEFAULT_CALIBRATION
+                self.computed += 1
             else:
                 if self._probe_vectors is None:  # the probes are embedded once per index object (~0.2 s)
                     self._probe_vectors = self.index.embedder.embed(self.probes)
                 value = calibrate(snapshot, self.index.embedder, self.probes, self._probe_vectors)
-            self.computed += 1
+                self.computed += 1
+                self._write(stored, value)
             self._key, self._value = key, value
             return value
+
+    def _stored_key(self, snapshot) -> dict:
+        """What the cached value must have been measured on: everything `calibrate` reads."""
+        manifest = snapshot.manifest
+        return {"version": CACHE_VERSION, "generation": getattr(snapshot.generation, "name", str(snapshot.generation)),
+                "built_at": str(manifest.built_at) if manifest else None, "seal": manifest.seal if manifest else None,
+                "chunks": len(snapshot.chunks),
+                "model": getattr(self.index.embedder, "model_name", None), "probes": self._probes_sha}
+
+    def _cache_path(self) -> Path | None:
+        root = getattr(self.index, "root", None)
+        return Path(root) / CACHE_FILE if root is not None else None
+
+    def _read(self, stored: dict) -> Calibration | None:
+        path = self._cache_path()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+            return Calibration(**data["value"]) if data and data.get("key") == stored else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # a cache: a damaged or foreign file is measured again (and replaced)
+
+    def _write(self, stored: dict, value: Calibration) -> None:
+        path = self._cache_path()
+        if path is None or not path.parent.is_dir():
+            return
+        try:
+            atomic_write_text(path, json.dumps({"key": stored, "value": asdict(value)}, indent=1) + "\n")
+        except OSError:
+            pass  # a read-only index folder: every process measures again, as before the cache

@@ -216,7 +216,7 @@ def test_the_pipeline_calibrates_its_index_once_and_reuses_it(essay_rag):
     for question in ("Why did Russia avoid a mutual defense clause with Iran?", "What is the GDP of Iran?",
                      "Which football club has won the most European Cup titles?"):
         essay_rag.decide(question)
-    assert calibration.computed == 1
+    assert calibration.computed + calibration.loaded == 1  # loaded: another RAG over this index measured it first
     assert calibration() is calibration()
 
 
@@ -252,6 +252,50 @@ def test_calibration_is_computed_once_per_index_generation_even_under_concurrenc
     assert calibrator() is not values[0] and calibrator.computed == 2
     calibrator()
     assert calibrator.computed == 2
+
+
+def test_a_new_process_reads_the_calibration_kept_beside_the_index_and_never_trusts_a_stale_or_damaged_one(
+        tmp_path, embedder):
+    """A second calibrator over an unchanged index (as a new `rag ask` process makes) reads the value the first
+    one measured; one over a changed index, or over a damaged cache file, measures again and rewrites the file."""
+    import json
+    from dataclasses import asdict
+
+    from index import IndexConfig
+    from rag import RAG, Settings
+    from rag.calibration import CACHE_FILE, IndexCalibration
+
+    doc, more = tmp_path / "a.txt", tmp_path / "b.txt"
+    doc.write_text("Lighthouse keepers\n\nThe keeper climbed the tower every evening to light the lamp. Ships "
+                   "passing the rocks at night relied on the beam. The lamp burned whale oil until 1870, when "
+                   "kerosene replaced it.\n", encoding="utf-8")
+    more.write_text("Bread\n\nSourdough rises because wild yeast and bacteria ferment the dough over many hours. "
+                    "Bakers keep a starter alive by feeding it flour and water.\n", encoding="utf-8")
+    rag = RAG.from_settings(Settings(index=IndexConfig(dir=tmp_path / "index")), embedder=embedder,
+                            build_if_missing=False)
+    rag.index.update([doc], progress=False)
+    first = IndexCalibration(rag.index)
+    measured = first()
+    cache = tmp_path / "index" / CACHE_FILE
+    assert first.computed == 1 and cache.is_file()
+
+    second = IndexCalibration(rag.index)
+    assert asdict(second()) == asdict(measured) and (second.computed, second.loaded) == (0, 1)
+
+    rag.index.update([more], progress=False)  # a new generation: the kept value no longer applies
+    third = IndexCalibration(rag.index)
+    changed = third()
+    assert (third.computed, third.loaded) == (1, 0) and asdict(changed) != asdict(measured)
+    assert json.loads(cache.read_text(encoding="utf-8"))["value"] == asdict(changed)
+
+    def scale(value: dict) -> dict:  # what was measured, without how long measuring took
+        return {k: v for k, v in value.items() if k != "seconds"}
+
+    for damage in ("{not json", json.dumps({"key": "something else", "value": {}}), ""):
+        cache.write_text(damage, encoding="utf-8")
+        fresh = IndexCalibration(rag.index)
+        assert scale(asdict(fresh())) == scale(asdict(changed)) and (fresh.computed, fresh.loaded) == (1, 0)
+        assert scale(json.loads(cache.read_text(encoding="utf-8"))["value"]) == scale(asdict(changed))
 
 
 def test_the_probe_bank_is_varied_and_no_evaluation_question():

@@ -3,6 +3,7 @@ run as a user runs them: `python -m rag.cli ...` in a subprocess."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +56,10 @@ def test_cli_index_add_info_remove(tmp_path):
     env = {"RAG_INDEX__DIR": str(tmp_path / "index")}
     added = _cli("index", str(notes), env=env)
     assert added.returncode == 0, added.stderr
+    # The new generation's calibration is measured while the model is loaded, for the next process to read.
+    from rag.calibration import CACHE_FILE
+    kept = json.loads((tmp_path / "index" / CACHE_FILE).read_text(encoding="utf-8"))
+    assert kept["key"]["generation"] == (tmp_path / "index" / "CURRENT").read_text(encoding="utf-8").strip()
     info = _cli("info", env=env)
     assert info.returncode == 0 and "museum.txt" in info.stdout
     removed = _cli("index", "--remove", str(notes), env=env)
