@@ -64,9 +64,11 @@ def test_upload_into_a_new_set_is_stored_indexed_and_answerable(sets, default_ra
 
     rag = sets.open(key)
     assert sets.open(key) is rag  # opened once
+    calibrated = rag.calibration.computed
+    assert calibrated == 1  # measured with the upload, not left to the first question
     assert rag.embedder is default_rag.embedder  # the model is shared, not loaded again
     answer = rag.ask("When was the Zorbian lighthouse built?")
-    assert not answer.refused and answer.citations
+    assert not answer.refused and answer.citations and rag.calibration.computed == calibrated
     text = rag.document_text(answer.citations[0].source)
     assert all(c.source == str(stored.resolve()) and c.text == text[c.start:c.end] for c in answer.citations)
     assert not sets.holds_bundled_essay(key)
