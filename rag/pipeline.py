@@ -186,6 +186,8 @@ class RAG:
                 reason = "the LLM declined, but the decision stage found the evidence answers; showing the quotes"
             elif not verified.declined and not verified.citations:
                 reason = "the LLM answer had no valid citation; showing the extractive answer"
+            elif verified.validation.omitted:
+                reason = "the LLM answer left out what the best evidence sentence says; showing the quotes"
         except BackendError as exc:
             if writer.fallback is None:
                 raise

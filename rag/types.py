@@ -97,6 +97,8 @@ class Validation:
                                                            # the evidence that supports them
     invented: list[str] = field(default_factory=list)      # dropped sentences stating a name or number that neither
                                                            # the question nor any passage holds
+    omitted: str | None = None                             # the lead evidence sentence the answer left out (the
+                                                           # quotes are shown instead)
 
     def to_dict(self) -> dict:
         return asdict(self)

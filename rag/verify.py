@@ -8,8 +8,9 @@ For a composed draft (compose mode: an LLM phrased the evidence sentences it was
 checked against the evidence sentences of the passages it cites: enough of its content words and every number
 must come from them (MIN_COMPOSED_SUPPORT). A sentence citing the wrong number, or none, is re-cited to the
 evidence that supports it; one that nothing supports, or that only restates the question, is dropped (and
-listed as invented when it states a name or number that no passage holds). The highlights are the cited evidence
-sentences.
+listed as invented when it states a name or number that no passage holds). An answer that says nothing of what
+the lead evidence sentence adds to the question (`omits_lead`) is marked `omitted`, and the pipeline shows the
+quotes instead. The highlights are the cited evidence sentences.
 
 For a quoting (extractive) draft the claims are checked to lie inside the passages they cite and become the
 highlights as they are. For free text (an LLM's) markers naming no passage are removed; a sentence that shares
@@ -34,6 +35,10 @@ MIN_SUPPORT = 0.5
 # A composed sentence must take at least this share of its content words from the evidence it cites, and every
 # number it states must be in that evidence. Chosen on the dev splits with Qwen 1.5B (README "LLM backends").
 MIN_COMPOSED_SUPPORT = 0.6
+# A composed answer must say at least this share of what its lead evidence sentence (the one the decision stage
+# ranked first) says beyond the question, or the quotes are shown instead (`omits_lead`). Chosen on the dev splits
+# with Qwen 1.5B (README "LLM backends").
+MIN_LEAD_SHARE = 0.15
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _REFUSAL = re.compile(r"(does not|doesn't|do not|don't|did not)\s+(say|mention|contain|provide|specify|state|"
                       r"include|answer)|not (mentioned|stated|specified|provided)|no information|"
@@ -165,6 +170,16 @@ def _invents(sentence: str, question: str, passages: Sequence[Passage]) -> bool:
     return bool(_numbers(sentence) - _numbers(known)) or any(n not in lowered for n in names(sentence))
 
 
+def omits_lead(answer: str, lead: Claim, question: str) -> bool:
+    """Whether a composed answer leaves out what the lead evidence sentence adds to the question (under
+    MIN_LEAD_SHARE of its content words beyond the question's). Each kept sentence is supported by some evidence,
+    but Qwen 1.5B often phrases a secondary sentence and drops the lead that answers: "Debian rebuilt these
+    services on the host klecker…" for "Which Debian machine was hosted in the NOC that burned down?", whose lead
+    names satie.debian.org."""
+    new = term_set(lead.text) - term_set(question)
+    return bool(new) and len(new & term_set(markers.plain(answer))) / len(new) < MIN_LEAD_SHARE
+
+
 def _verify_composed(text: str, evidence: Sequence[Claim], passages: Sequence[Passage],
                      question: str = "") -> Verified:
     by_n = {p.n: p for p in passages}
@@ -209,6 +224,8 @@ def _verify_composed(text: str, evidence: Sequence[Claim], passages: Sequence[Pa
                         spans.append(span)
     for spans in highlights.values():
         spans.sort()
+    if kept and evidence and omits_lead(" ".join(kept), evidence[0], question):
+        validation.omitted = evidence[0].text
     return Verified(" ".join(kept), _citations(by_n, highlights), validation)
 
 

@@ -106,6 +106,25 @@ def test_a_claim_ends_at_its_marker_not_at_an_abbreviation():
         assert not verified.validation.dropped and not verified.validation.recited
 
 
+def test_an_answer_that_leaves_out_the_lead_evidence_is_marked_so_the_quotes_are_shown():
+    """Hand-written evidence and drafts: each draft sentence is supported by some evidence sentence, but one draft
+    phrases only the second sentence and says nothing of the lead, which answers the question."""
+    from rag.types import Passage
+
+    lead = "Among other things the NOC hosted satie.debian.org, which held the security archive."
+    other = "Debian rebuilt these services on the host klecker, which had moved to the Netherlands."
+    text = f"{lead} {other}"
+    passage = Passage(source="doc", title="", section="", start=0, end=len(text), text=text, n=1, score=1.0)
+    evidence = (Claim(lead, (1,), ((0, len(lead)),)), Claim(other, (1,), ((len(lead) + 1, len(text)),)))
+    question = "Which Debian machine was hosted in the NOC that burned down?"
+    secondary = verify(Draft("Debian rebuilt the services on klecker, which moved to the Netherlands [1].",
+                             evidence=evidence, question=question), [passage])
+    assert secondary.text and secondary.validation.omitted == lead
+    answered = verify(Draft("The NOC hosted satie.debian.org, which held the security archive [1].",
+                            evidence=evidence, question=question), [passage])
+    assert answered.text and answered.validation.omitted is None
+
+
 def test_citations_are_numbered_by_first_appearance_everywhere(essay_rag):
     """The answer, its citations and its passages use one numbering: 1..m in the order the answer first cites
     them, then the uncited passages in retrieval order; the passage list is in that order."""

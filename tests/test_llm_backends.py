@@ -29,6 +29,8 @@ SCRIPTS = {
     "unsupported": "Russia refused the clause because bananas are yellow and penguins cannot fly [1].",
     "none": "Russia is a large country with many interests and a long history.",
     "refuse": "The document does not say.",
+    # supported by the second evidence sentence only; says nothing of the lead, which answers
+    "secondary": "Iranian conservatives and hardliners exaggerate the strategic nature of Iran-Russia relations [1].",
     "cut": "Russia refused the clause to avoid being dragged",
 }
 
@@ -175,6 +177,16 @@ def test_compose_decline_falls_back_to_quotes_not_a_refusal(compose_rag):
     answer = compose_rag.ask(QUESTION)
     _assert_quoted_fallback(answer, "openai-compatible")
     assert "declined" in answer.validation.fallback and answer.validation.backend_error is None
+
+
+def test_compose_answer_that_leaves_out_the_lead_evidence_falls_back_to_quotes(compose_rag):
+    """Each sentence is supported by the evidence, but the answer phrases only a secondary sentence: the quotes,
+    led by the sentence that answers, are shown instead, and `validation` says why."""
+    ScriptedLLM.mode = "secondary"
+    answer = compose_rag.ask(QUESTION)
+    _assert_quoted_fallback(answer, "openai-compatible")
+    assert "left out" in answer.validation.fallback and answer.validation.omitted
+    assert "dragged" in answer.answer and "dragged" in answer.validation.omitted
 
 
 def test_compose_prompt_holds_the_evidence_sentences_not_the_passages(compose_rag):
