@@ -345,8 +345,8 @@ def test_llm_tokens_stream_then_the_validated_answer_replaces_them(browser, ui_r
             final = answer.inner_text()
             assert "▌" not in final
             footer = page.locator("#sources .footer").inner_text()
-            if "fallback" in footer:  # random weights rarely cite validly
-                assert "no valid citation" in final
+            if "fallback" in footer:  # random weights rarely cite validly, or cite without saying what the lead says
+                assert "no valid citation" in final or "left out what the best evidence sentence says" in final
                 assert answer.locator("a[href^='#src-0-']").count() >= 1
             else:
                 assert answer.locator("a[href^='#src-0-'], .note-refusal").count() >= 1
