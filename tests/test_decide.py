@@ -220,6 +220,17 @@ def test_the_pipeline_calibrates_its_index_once_and_reuses_it(essay_rag):
     assert calibration() is calibration()
 
 
+def _two_notes(folder):
+    """Two short notes on unrelated topics: an index of the first, then of both, are two generations."""
+    first, second = folder / "a.txt", folder / "b.txt"
+    first.write_text("Lighthouse keepers\n\nThe keeper climbed the tower every evening to light the lamp. "
+                     "Ships passing the rocks at night relied on the beam. The lamp burned whale oil until 1870, "
+                     "when kerosene replaced it.\n", encoding="utf-8")
+    second.write_text("Bread\n\nSourdough rises because wild yeast and bacteria ferment the dough over many hours. "
+                      "Bakers keep a starter alive by feeding it flour and water.\n", encoding="utf-8")
+    return first, second
+
+
 def test_calibration_is_computed_once_per_index_generation_even_under_concurrency(tmp_path, embedder):
     """Eight threads ask at once: one computation. `RAG.with_settings` over the same index shares the calibrator
     (so it computes nothing again); a new generation is calibrated again."""
@@ -229,12 +240,7 @@ def test_calibration_is_computed_once_per_index_generation_even_under_concurrenc
     from rag import RAG, Settings
     from rag.calibration import IndexCalibration
 
-    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
-    first.write_text("Lighthouse keepers\n\nThe keeper climbed the tower every evening to light the lamp. "
-                     "Ships passing the rocks at night relied on the beam. The lamp burned whale oil until 1870, "
-                     "when kerosene replaced it.\n", encoding="utf-8")
-    second.write_text("Bread\n\nSourdough rises because wild yeast and bacteria ferment the dough over many hours. "
-                      "Bakers keep a starter alive by feeding it flour and water.\n", encoding="utf-8")
+    first, second = _two_notes(tmp_path)
     settings = Settings(index=IndexConfig(dir=tmp_path / "index"))
     rag = RAG.from_settings(settings, embedder=embedder, build_if_missing=False)
     rag.index.update([first], progress=False)
@@ -265,12 +271,7 @@ def test_a_new_process_reads_the_calibration_kept_beside_the_index_and_never_tru
     from rag import RAG, Settings
     from rag.calibration import CACHE_FILE, IndexCalibration
 
-    doc, more = tmp_path / "a.txt", tmp_path / "b.txt"
-    doc.write_text("Lighthouse keepers\n\nThe keeper climbed the tower every evening to light the lamp. Ships "
-                   "passing the rocks at night relied on the beam. The lamp burned whale oil until 1870, when "
-                   "kerosene replaced it.\n", encoding="utf-8")
-    more.write_text("Bread\n\nSourdough rises because wild yeast and bacteria ferment the dough over many hours. "
-                    "Bakers keep a starter alive by feeding it flour and water.\n", encoding="utf-8")
+    doc, more = _two_notes(tmp_path)
     rag = RAG.from_settings(Settings(index=IndexConfig(dir=tmp_path / "index")), embedder=embedder,
                             build_if_missing=False)
     rag.index.update([doc], progress=False)
