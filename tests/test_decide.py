@@ -694,3 +694,57 @@ def test_a_sentence_ending_with_a_colon_never_joins_an_answer_it_does_not_lead()
     chosen = [s.sentence.text for s in select_evidence("Who kept the lamp from 1873?", scored, _weights(), 4)]
     assert chosen[0] == "Anna Brandt kept the lamp from 1873 until 1890."
     assert "The later keepers were these:" not in chosen
+
+
+def test_a_sentence_under_a_question_heading_is_read_with_it(embedder):
+    """The real embedding model: in a FAQ the heading asks the question and the text under it answers without
+    repeating it ("It’s available as the python-announce mailing list."), so the sentence is also read under its
+    heading. A heading that asks nothing changes no score."""
+    from rag.evidence import EvidenceScorer
+    from rag.text import TermWeights
+    from rag.types import Passage
+
+    faq = "It is available as the lighthouse-notes mailing list, which carries about five postings a month."
+    other = "The keepers kept a newsletter about the station and posted notices at the harbour."
+    plain = "Storms often broke the lamp's glass, and the keepers replaced it within a day."
+    asks = "General › Is the newsletter also sent by email?"
+    passages = [Passage(source="doc", title="Lighthouse FAQ", section=asks, start=0, end=len(faq), text=faq, n=1,
+                        score=1.0),
+                Passage(source="doc", title="Lighthouse FAQ", section="General › The station",
+                        start=200, end=200 + len(other), text=other, n=2, score=1.0),
+                Passage(source="doc", title="Lighthouse FAQ", section="General › Repairs",
+                        start=400, end=400 + len(plain), text=plain, n=3, score=1.0)]
+    weights = TermWeights([faq, other, plain, "Bread rises."])
+    question = "Can I receive the station newsletter by email?"
+    read = EvidenceScorer(embedder, lambda: weights).score(question, passages)
+    alone = EvidenceScorer(embedder, lambda: weights, read_heading=False).score(question, passages)
+    cos = {s.sentence.text: s.cosine for s in read}
+    cos_alone = {s.sentence.text: s.cosine for s in alone}
+    assert cos[faq] > cos_alone[faq]
+    assert cos[other] == cos_alone[other] and cos[plain] == cos_alone[plain]   # their headings ask nothing
+    assert read[0].sentence.text == faq
+    assert alone[0].sentence.text != faq
+
+
+def test_a_replaced_document_never_reads_its_old_sentences_vectors(embedder):
+    """The scorer's vector cache lives as long as the process: a file edited and indexed again under the same
+    path (`rag index` reports it updated) while the chat keeps running must be scored on its new text, even where
+    a new sentence has an old one's offsets (the cache was keyed by source and offsets)."""
+    from rag.evidence import EvidenceScorer
+    from rag.text import TermWeights
+    from rag.types import Passage
+
+    old = "The ferry leaves the harbour at nine, every morning."
+    new = "The lighthouse was rebuilt in stone after the storm."
+    assert len(old) == len(new)     # same source, same offsets: only the text tells them apart
+    weights = TermWeights([old, new, "Bread rises."])
+    question = "When was the lighthouse rebuilt?"
+    shared = EvidenceScorer(embedder, lambda: weights)
+    before = shared.score(question, [Passage(source="notes.txt", title="", section="", start=0, end=len(old),
+                                             text=old, n=1, score=1.0)])
+    assert before[0].sentence.end == len(new)
+    passage = Passage(source="notes.txt", title="", section="", start=0, end=len(new), text=new, n=1, score=1.0)
+    after = shared.score(question, [passage])
+    fresh = EvidenceScorer(embedder, lambda: weights).score(question, [passage])
+    assert after[0].cosine == pytest.approx(fresh[0].cosine)
+    assert after[0].cosine != pytest.approx(before[0].cosine)
