@@ -57,6 +57,14 @@ won); the price: near-misses refused essay 0.54 -> 0.50, ed 0.38 -> 0.25, tutori
 measured once after: history false refusals 0.087 -> 0.043 (within its limit for the first time) and key-term
 0.565 -> 0.609, ed 0.045 -> 0 and 0.591 -> 0.636; off-topic refused ed 1.0 -> 0.8, constitution 0.8 -> 0.6.
 
+An eighth document, Python's Design and History FAQ (eval/data/python-design-faq), ran first with this seven-set
+model: dev false refusals 0 (test 0.038), off-topic refused 1.0. Refitted on all eight dev sets (after
+rag.evidence read FAQ sentences with their asking headings, which took the General Python FAQ's "in what year" /
+"who" questions off type_missing), LODO highest passing t 0.34 / 0.29 / 0.205 / 0.315 / 0.15 / 0.36 / 0.375 /
+0.355 (essay, constitution, history, ed, kernel, design FAQ, FAQ, tutorial): operating point 0.150. Measured once
+on the test splits, it refused more off-topic and near-miss questions but took the history's false refusals back
+to 0.087 (and ed's to 0.045), so it is not shipped: this model stays (README "An eighth document").
+
 The operating point fell from 0.31 to 0.16-0.18 with the Debian documents: a history paraphrase whose words
 are not the document's ("Which animated film series do the version nicknames come from?") scores 0.15. Without
 unknown_share that threshold answered "What is the population of Iran?" from the essay (p 0.34, four sentences
