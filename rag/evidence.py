@@ -237,15 +237,15 @@ class EvidenceScorer:
     `read_back=False` turns it off (for measuring).
 
     A sentence under a heading that asks a question (`asked_by_heading`: a FAQ's "Is there a newsgroup or mailing
-    list devoted to Python?") is also embedded after its heading path, and keeps the better cosine: the heading
-    asks what the text under it answers, and the answer rarely repeats it. On the seven dev splits it moved only
-    the Python FAQ's (the one set whose headings ask): key-term 0.577 -> 0.731, passage citation precision 0.576 ->
-    0.676, no question lost. Checked once on a FAQ nobody had tuned for (Python's Design and History FAQ, 36
-    questions written blind by a helper): key-term 0.767 -> 0.867, citation precision 0.600 -> 0.758, citation
-    recall 0.70 -> 0.83, refusals unchanged, no question lost. Reading every sentence after its heading, whatever
-    the heading, lost the essay 4 key terms (its long thematic sections lift every sentence in them) for 6 gained
-    elsewhere; adding the heading's own cosine to its sentences' changed no key term. `read_heading=False` turns
-    it off (for measuring)."""
+    list devoted to Python?") is also embedded after its heading path, and keeps the better cosine: the heading asks
+    what the text under it answers, and the answer rarely repeats it. On the seven dev splits it moved only the
+    Python FAQ's (the one set whose headings ask): key-term 0.577 -> 0.731, passage citation precision 0.576 ->
+    0.676, no question lost. Checked once on a FAQ nobody had tuned for (Python's Design and History FAQ, the first
+    36 questions of eval/data/python-design-faq, written blind by a helper): key-term 0.767 -> 0.867, citation
+    precision 0.600 -> 0.758, citation recall 0.70 -> 0.83, refusals unchanged, no question lost. Reading every
+    sentence after its heading, whatever the heading, lost the essay 4 key terms (its long thematic sections lift
+    every sentence in them) for 6 gained elsewhere; adding the heading's own cosine to its sentences' changed no key
+    term. `read_heading=False` turns it off (for measuring)."""
 
     def __init__(self, embedder: Embedder, weights: Callable[[], TermWeights], read_back: bool = True,
                  read_heading: bool = True) -> None:
