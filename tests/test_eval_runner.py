@@ -348,3 +348,44 @@ def test_cli_set_mistakes_are_said_before_anything_loads(tmp_path, questions_fil
     out = " ".join((done.stdout + done.stderr).split())
     assert done.returncode == 2 and "no section for evaluation set 'python-tutorial'" in out, out
     assert "Traceback" not in out
+
+
+def _asked(qid: str, question: str, keys: list[list[str]]):
+    from eval.dataset import Question
+
+    return Question(id=qid, type="fact", question=question, answer="", keys=keys, evidence=[])
+
+
+def test_where_an_answer_is_lost_never_finds_more_in_fewer_sentences(essay_rag):
+    """eval.ranking: the key groups found grow with the sentences read and never exceed the passages' or the
+    question's; a question in a sentence's own words finds its key in the best sentence; a key the essay never
+    says is found nowhere."""
+    from eval.ranking import TOP, rank_set
+
+    qs = [_asked("own-words", "Does the long-term agreement between Iran and Russia contain a clause on mutual "
+                              "defense?", [["mutual defense"]]),
+          _asked("two-groups", "Which fighter jets and air defense systems did Tehran try to procure?",
+                 [["Su-35"], ["S-400"]]),
+          _asked("absent", "What did the agreement say about mutual defense?", [["zzqxv-not-in-the-essay"]])]
+    ranking = rank_set(essay_rag, "essay", qs)
+    by_id = {q.id: q for q in ranking.questions}
+    for q in ranking.questions:
+        found = [q.top[k] for k in TOP]
+        assert found == sorted(found), q
+        assert found[-1] <= q.in_passages <= q.groups, q
+        assert q.selected <= q.in_passages, q
+    assert by_id["own-words"].top[1] == 1 and by_id["own-words"].selected == 1
+    assert by_id["two-groups"].groups == 2 and by_id["two-groups"].in_passages == 2
+    assert by_id["absent"].in_passages == 0 and by_id["absent"].selected == 0
+    summary = ranking.summary()
+    assert summary["answerable"] == 3 and summary["in_passages"] == round(2 / 3, 3)
+
+
+def test_where_an_answer_is_lost_names_an_unknown_set(capsys):
+    from eval.ranking import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--set", "no-such-set"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown set no-such-set" in err and "essay" in err
