@@ -38,6 +38,10 @@ def open_page(browser, url: str, screen: str = "desktop"):
     page.goto(url, wait_until="domcontentloaded")  # a Gradio page never goes network-idle
     page.wait_for_selector("#question textarea")
     page.wait_for_function("() => window.ragUi && document.body.dataset.pane")
+    # The script sets the pane first and the labels once #sources exists (it retries every 100 ms): on a loaded
+    # machine the keyboard test read the question box before its aria-label was set (CI of a fresh clone, 2 cores
+    # shared with a local model).
+    page.wait_for_function("() => document.querySelector('#sources')?.getAttribute('aria-live') === 'polite'")
     return context, page
 
 
