@@ -1,8 +1,8 @@
 """Where an answer is lost: `python -m eval.ranking [--split dev] [--set NAME] [--out ranking.json]`.
 
 Key-term accuracy asks whether the answer holds the key terms; this asks where along the path they were lost, per
-set, for the answerable questions: are they in the passages retrieval gave the decision stage at all, in the
-top 1 / 2 / 3 / 5 sentences it scored, and in the evidence it selected (what the extractive answer quotes and
+set, for the answerable questions: are they in the passages retrieval gave the decision stage at all (those with
+a sentence it could quote), in the top 1 / 2 / 3 / 5 sentences it scored, and in the evidence it selected (what the extractive answer quotes and
 what compose mode gives the LLM)? A key group counts as found by the first k sentences when one of its terms is
 in one of them (each sentence matched on its own, so two sentences never make a term between them), so the
 columns never decrease from left to right except the last, which is the selection.
@@ -100,18 +100,12 @@ def rank_set(rag, name: str, questions: Sequence[Question]) -> SetRanking:
 def _table(rankings: Sequence[SetRanking]) -> str:
     cols = ["answerable", "in_passages", *(f"top{k}" for k in TOP), "selected"]
     lines = ["set".ljust(22) + "".join(c.rjust(12) for c in cols)]
-    total: dict[str, float] = {c: 0.0 for c in cols}
-    n = 0
-    for r in rankings:
+    rows = list(rankings)
+    if len(rows) > 1:
+        rows.append(SetRanking("all", [q for r in rankings for q in r.questions]))
+    for r in rows:
         row = r.summary()
-        lines.append(r.name.ljust(22) + "".join(
-            ("-" if row[c] is None else str(row[c])).rjust(12) for c in cols))
-        m = int(row["answerable"] or 0)
-        n += m
-        for c in cols[1:]:
-            total[c] += (row[c] or 0.0) * m
-    if n:
-        lines.append("all".ljust(22) + str(n).rjust(12) + "".join(f"{total[c] / n:.3f}".rjust(12) for c in cols[1:]))
+        lines.append(r.name.ljust(22) + "".join(("-" if row[c] is None else str(row[c])).rjust(12) for c in cols))
     return "\n".join(lines)
 
 
