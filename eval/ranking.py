@@ -2,8 +2,8 @@
 
 Key-term accuracy asks whether the answer holds the key terms; this asks where along the path they were lost, per
 set, for the answerable questions: are they in the passages retrieval gave the decision stage at all (those with
-a sentence it could quote), in the top 1 / 2 / 3 / 5 sentences it scored, and in the evidence it selected (what the extractive answer quotes and
-what compose mode gives the LLM)? A key group counts as found by the first k sentences when one of its terms is
+a sentence it could quote), in the top 1 / 2 / 3 / 5 sentences it scored, and in the evidence it selected (what
+the extractive answer quotes and what compose mode gives the LLM)? A key group counts as found by the first k sentences when one of its terms is
 in one of them (each sentence matched on its own, so two sentences never make a term between them), so the
 columns never decrease from left to right except the last, which is the selection.
 
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from eval.dataset import Question, eval_sets, load_questions
+from eval.dataset import SPLIT_CHOICES, Question, eval_sets, load_questions
 from eval.metrics import key_groups_matched
 
 TOP = (1, 2, 3, 5)
@@ -114,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from rag import Settings
 
     parser = argparse.ArgumentParser(prog="python -m eval.ranking", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", default="dev", help="dev (default) or test: reported, never fitted")
+    parser.add_argument("--split", default="dev", choices=SPLIT_CHOICES,
+                        help="dev (default), test or all: reported, never fitted")
     parser.add_argument("--set", action="append", dest="sets", metavar="NAME",
                         help="a bundled set (repeatable; default: every set)")
     parser.add_argument("--out", type=Path, help="also write the per-question ranks as JSON here")
@@ -123,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = [s for s in args.sets or [] if s not in available]
     if unknown:
         parser.error(f"unknown set {', '.join(unknown)}; the bundled sets are {', '.join(available)}")
+    if args.out:   # checked before the minutes of work, not after
+        try:
+            args.out.touch()
+        except OSError as exc:
+            parser.error(f"cannot write --out {args.out}: {exc.strerror}; choose a writable path")
     settings = Settings()
     rag = None
     rankings = []
