@@ -6,6 +6,7 @@ backend, what failed and how to fix it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 from rag.errors import BackendError, RagError
@@ -139,6 +140,16 @@ def _huggingface(llm: LLMSettings):
     return ChatHuggingFace(llm=HuggingFacePipeline(pipeline=pipe), tokenizer=tokenizer)
 
 
+class _NoLock:
+    """Stands in for the lock where the model serialises its own calls (a server, an API)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
 def _text_of(chunk) -> str:
     content = getattr(chunk, "content", chunk)
     if isinstance(content, list):
@@ -154,6 +165,10 @@ class LLMGenerator:
         self.model = chat_model or make_chat_model(llm)
         # These backends mark the last chunk of a complete answer (finish_reason / done_reason); checked per stream.
         self.reports_finish = chat_model is None and llm.backend in _MARKS_FINISH
+        # One llama.cpp context serves one caller at a time: an in-process model is driven under this lock by
+        # every stream, rewrite and judgement (rag.judge shares it); a server or API serialises on its own side. A
+        # plain Lock, not an RLock: a UI may resume a stream from another worker thread, which then releases it.
+        self.lock = threading.Lock() if llm.backend == "llamacpp" else _NoLock()
 
     def _translate(self, exc: Exception) -> BackendError:
         if isinstance(exc, BackendError):
@@ -180,12 +195,13 @@ class LLMGenerator:
         too, for the backends whose chunks carry that mark, instead of a truncated answer."""
         finished = False
         try:
-            for chunk in self.model.stream(messages):
-                metadata = getattr(chunk, "response_metadata", None) or {}
-                finished = finished or bool(metadata.get("finish_reason") or metadata.get("done_reason"))
-                text = _text_of(chunk)
-                if text:
-                    yield text
+            with self.lock:
+                for chunk in self.model.stream(messages):
+                    metadata = getattr(chunk, "response_metadata", None) or {}
+                    finished = finished or bool(metadata.get("finish_reason") or metadata.get("done_reason"))
+                    text = _text_of(chunk)
+                    if text:
+                        yield text
         except Exception as exc:
             raise self._translate(exc) from None
         if self.reports_finish and not finished:
@@ -195,7 +211,8 @@ class LLMGenerator:
         lines = [f"{turn.role}: {turn.content[:500]}" for turn in history[-6:]]
         prompt = CONDENSE_PROMPT.format(conversation="\n".join(lines), question=question)
         try:
-            out = _text_of(self.model.invoke([("human", prompt)])).strip().splitlines()
+            with self.lock:
+                out = _text_of(self.model.invoke([("human", prompt)])).strip().splitlines()
         except Exception as exc:
             raise self._translate(exc) from None
         rewritten = out[0].strip().strip('"') if out else ""
