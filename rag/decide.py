@@ -109,10 +109,11 @@ from pathlib import Path
 
 from index import SearchHit
 from rag.calibration import DEFAULT_CALIBRATION, Calibration
-from rag.errors import RagError
+from rag.errors import BackendError, RagError
 from rag.evidence import EvidenceScorer, ScoredSentence, announces, introduced_block
 from rag.followup import split_context
 from rag.guard import addresses_an_assistant
+from rag.judge import JUDGE_REFUSAL_NOTE, JUDGE_REFUSE, SentenceJudge, judge_best
 from rag.overview import OVERVIEW_NOTE, states
 from rag.sentences import leans_back, opens_with_pronoun
 from rag.text import MONTHS, NAME_WORD, TermWeights, bare_name, content_terms, names, term_set
@@ -396,6 +397,7 @@ class Decision:
     planted: tuple[ScoredSentence, ...] = ()  # sentences that address an assistant: never evidence
     notes: tuple[str, ...] = ()             # what the answer should tell the reader about this decision
     covered: bool = False                   # the best sentence holds every content word: never refused
+    judged: tuple[float, ...] = ()          # the LLM judge's log-odds for the best sentences (rag.judge), if any
 
     @property
     def flagged_passages(self) -> set[int]:
@@ -582,12 +584,18 @@ class Decider:
     `calibration` returns the current index's `Calibration` (rag.calibration.IndexCalibration); it is called only
     when the model reads a calibrated feature (or `always_calibrate` is set, as calibration fitting does), so a
     model that does not need it never pays for it. Without one, such a model reads the bundled documents' average
-    scale (`DEFAULT_CALIBRATION`), which is what this stage exists to avoid: the pipeline always passes one."""
+    scale (`DEFAULT_CALIBRATION`), which is what this stage exists to avoid: the pipeline always passes one.
+
+    `judge` (rag.judge, opt-in through `llm.judge_sentences`) reads the best `judge_sentences` sentences of a
+    question the model would answer and refuses it when none states the answer; it never answers a question the
+    model refuses, never judges a covered one, and never reorders (measured in rag.judge)."""
 
     def __init__(self, scorer: EvidenceScorer, model: DecisionModel, threshold: float, max_sentences: int,
                  close_call_margin: float = 0.0, calibration: Callable[[], Calibration] | None = None,
-                 always_calibrate: bool = False) -> None:
+                 always_calibrate: bool = False, judge: SentenceJudge | None = None, judge_sentences: int = 0) -> None:
         self.scorer = scorer
+        self.judge = judge if judge_sentences > 0 else None
+        self.judge_sentences = judge_sentences
         self.model = model
         self.threshold = threshold
         self.max_sentences = max_sentences
@@ -614,8 +622,18 @@ class Decider:
         probability = self.model.probability(features)
         covered = bool(scored) and covers_question(question, scored[0].sentence.text)
         answerable = bool(passages) and (probability >= self.threshold or covered)
-        planted = tuple(s for s in scored if addresses_an_assistant(s.sentence.text))
         notes: list[str] = []
+        judged: tuple[float, ...] = ()
+        if answerable and not covered and self.judge is not None and scored:
+            try:
+                judged = judge_best(self.judge, question, scored, self.judge_sentences)
+            except BackendError as exc:
+                notes.append(f"{exc} This question was decided without it.")
+            else:
+                if max(judged) < JUDGE_REFUSE:
+                    answerable = False
+                    notes.append(JUDGE_REFUSAL_NOTE)
+        planted = tuple(s for s in scored if addresses_an_assistant(s.sentence.text))
         evidence: list[ScoredSentence] = []
         if answerable:
             usable = [s for s in scored if s not in planted]
@@ -631,7 +649,7 @@ class Decider:
             elif probability < self.threshold + self.close_call_margin:
                 notes.append(LOW_CONFIDENCE)
         return Decision(answerable, probability, features, tuple(scored), tuple(evidence), planted, tuple(notes),
-                        covered)
+                        covered, judged)
 
     def overview(self, question: str, passages: Sequence[Passage]) -> Decision:
         """A question about the whole document (`rag.overview`), over its opening and conclusion passages: the

@@ -4,6 +4,7 @@
     condense  rag.followup.Condenser     question, history: [Turn]      -> standalone question: str
     retrieve  rag.retrieval.PassageRetriever  standalone question    -> Retrieved (hits, passages)
     decide    rag.decide.Decider         question, passages, hits       -> Decision (answerable, features, evidence)
+              (with a local LLM, rag.judge.SentenceJudge reorders the best sentences and may refuse)
               (a question about the whole document, rag.overview: its opening and conclusion passages instead)
     write     rag.writers.Writer         question, passages, Decision   -> streamed text, then a Draft
     verify    rag.verify.verify          Draft, passages                -> Verified (text, citations, validation)
@@ -26,6 +27,7 @@ from rag.errors import BackendError
 from rag.evidence import EvidenceScorer
 from rag.followup import Condenser, LLMCondenser, RuleCondenser
 from rag.guard import CheckedQuestion, QuestionGuard
+from rag.judge import make_judge
 from rag.overview import asks_for_overview, overview_passages
 from rag.retrieval import PassageRetriever, Reranker, Retrieved
 from rag.settings import Settings
@@ -80,7 +82,8 @@ class RAG:
         self.calibration = calibration or IndexCalibration(index)  # one per open index: shared by with_settings
         self.decider = Decider(EvidenceScorer(embedder, self.weights), decision_model or DecisionModel.load(),
                                settings.answer.refusal_threshold, settings.answer.max_sentences,
-                               settings.answer.close_call_margin, calibration=self.calibration)
+                               settings.answer.close_call_margin, calibration=self.calibration,
+                               judge=make_judge(settings, self.writer), judge_sentences=settings.llm.judge_sentences)
 
     # -- construction -----------------------------------------------------------------------------------------
     @classmethod

@@ -55,6 +55,10 @@ class LLMSettings(BaseModel):
     # rewrites dropped the referent ("What happens if only one address is given to it?" lost "the j command")
     # or kept the pronoun in 4 and won no key term the rule missed; it lost one, and it costs a model call.
     rewrite_followups: bool = False
+    # The in-process model judges this many of the best-scored sentences (rag.judge) and a question none of them
+    # answers is refused. Off: on the dev splits it refused 3 more of 111 unanswerable questions and no answerable
+    # one, but took Qwen compose answers from 1.7-2.5 to 5.3-6.6 s median. Only llamacpp can judge.
+    judge_sentences: int = Field(0, ge=0, le=12, description="Best sentences the local LLM judges (0: no judge).")
 
 
 class AnswerSettings(BaseModel):
