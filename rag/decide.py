@@ -592,7 +592,8 @@ class Decider:
 
     def __init__(self, scorer: EvidenceScorer, model: DecisionModel, threshold: float, max_sentences: int,
                  close_call_margin: float = 0.0, calibration: Callable[[], Calibration] | None = None,
-                 always_calibrate: bool = False, judge: SentenceJudge | None = None, judge_sentences: int = 0) -> None:
+                 always_calibrate: bool = False, judge: SentenceJudge | None = None,
+                 judge_sentences: int = 0) -> None:
         self.scorer = scorer
         self.judge = judge if judge_sentences > 0 else None
         self.judge_sentences = judge_sentences

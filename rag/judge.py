@@ -51,7 +51,8 @@ if TYPE_CHECKING:
 
 JUDGE_SYSTEM = "You judge whether a sentence from a document states the answer to a question. Reply yes or no."
 # The system prompt and the question are read once per question; each sentence and the instruction after it.
-JUDGE_USER = "Question: {question}\nSentence: {sentence}\nDoes the sentence state the answer to the question? Reply yes or no."
+JUDGE_USER = ("Question: {question}\nSentence: {sentence}\n"
+              "Does the sentence state the answer to the question? Reply yes or no.")
 _SLOT = "\x00SENTENCE\x00"
 _FIX = "Set llm.judge_sentences = 0 to answer without the judge."
 
@@ -143,7 +144,8 @@ class LlamaCppJudge:
         except BackendError:
             raise
         except Exception as exc:
-            raise BackendError("llamacpp", f"the judge failed ({type(exc).__name__}: {str(exc)[:200]})", _FIX) from None
+            problem = f"the judge failed ({type(exc).__name__}: {str(exc)[:200]})"
+            raise BackendError("llamacpp", problem, _FIX) from None
 
 
 def _logsumexp(values) -> float:

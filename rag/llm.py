@@ -6,6 +6,7 @@ backend, what failed and how to fix it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -140,16 +141,6 @@ def _huggingface(llm: LLMSettings):
     return ChatHuggingFace(llm=HuggingFacePipeline(pipeline=pipe), tokenizer=tokenizer)
 
 
-class _NoLock:
-    """Stands in for the lock where the model serialises its own calls (a server, an API)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
 def _text_of(chunk) -> str:
     content = getattr(chunk, "content", chunk)
     if isinstance(content, list):
@@ -168,7 +159,7 @@ class LLMGenerator:
         # One llama.cpp context serves one caller at a time: an in-process model is driven under this lock by
         # every stream, rewrite and judgement (rag.judge shares it); a server or API serialises on its own side. A
         # plain Lock, not an RLock: a UI may resume a stream from another worker thread, which then releases it.
-        self.lock = threading.Lock() if llm.backend == "llamacpp" else _NoLock()
+        self.lock = threading.Lock() if llm.backend == "llamacpp" else contextlib.nullcontext()
 
     def _translate(self, exc: Exception) -> BackendError:
         if isinstance(exc, BackendError):

@@ -2,7 +2,8 @@
 writer's model, over the real essay index. Invariants only (what a 135M model says is not an answer-quality
 claim; the Qwen numbers are in the README): the log-odds do not depend on what the shared context held before,
 the judge only refuses (never reorders, never answers what the decision refuses), a covered question is never
-refused, a failing judge leaves the decision as it was, and the judge waits for a stream on the shared model. The one fake is a judge that raises: a real model cannot fail on demand.
+refused, a failing judge leaves the decision as it was, and the judge waits for a stream on the shared model.
+The one fake is a judge that raises or gives fixed extremes: a real model does neither on demand.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ class _Says:
 
     def judge(self, question, sentences):
         if self.value is None:
-            raise BackendError("llamacpp", "the judge failed (RuntimeError: decode returned -1)", "Set llm.judge_sentences = 0.")
+            raise BackendError("llamacpp", "the judge failed (RuntimeError: decode returned -1)",
+                               "Set llm.judge_sentences = 0.")
         return [self.value] * len(sentences)
 
 
