@@ -91,7 +91,11 @@ about Iran's foreign policy); with it the question is refused (0.28).
 
 Measured and left out: the best sentence's cosine (thresholds 0.55 / 0.26 / 0.23 on three documents: one
 answerable ed question's best sentence scores 0.24 lift), best_coverage and context_coverage (each cost an
-essay false refusal for no near-miss on three documents; no gain on five).
+essay false refusal for no near-miss on three documents; no gain on five). name_missing (a capitalised word of
+the question in none of the passages, their sections or titles: "Rust" in a FAQ that never names it), eight dev
+sets, LODO, 30 November 2026: the operating point fell 0.150 -> 0.055, pinned by debian-history answerable
+questions that name what the passages word otherwise ("the Debian Manifesto", "American donors"); off-topic refused
+fell on ed-manual 1.0 -> 0.6 and the constitution 0.83 -> 0.67, near-miss on six sets.
 
 A question whose every content word is in the best sentence is never refused, whatever the model says (it gets
 the low-confidence note when the probability is low). Loading a model checks that every feature it names exists,
