@@ -25,7 +25,8 @@ Measured on the eight dev splits (222 answerable, 75 near-miss, 36 off-topic que
   median per set without the judge and 5.3-6.6 s with three sentences judged, beyond issue 10's 4 s target.
   Hence off. Reading the three sentences in one llama.cpp batch instead of one after another: 1.89 s against
   2.01 s (140 tokens, 2 threads): prompt reading on a CPU is bound by arithmetic, so batching does not change that.
-  Judging only close calls would not keep the refusals: the three were answered at p 0.88, 0.84 and 0.32.
+  Judging only close calls (p < 0.45) would keep one of the three refusals: they were answered at p 0.88, 0.84
+  and 0.32.
 
 The system prompt and question are read once per question and kept in llama.cpp's cache; each sentence is read
 after them (prompt length is the cost on a CPU). The judge shares the writer's loaded model and its lock, so a
