@@ -40,6 +40,7 @@ own scale.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -51,6 +52,8 @@ from rag.sentences import display
 if TYPE_CHECKING:
     from rag.settings import Settings
     from rag.writers import LLMWriter
+
+log = logging.getLogger(__name__)
 
 JUDGE_SYSTEM = "You judge whether a sentence from a document states the answer to a question. Reply yes or no."
 # The system prompt and the question are read once per question; each sentence and the instruction after it.
@@ -162,9 +165,16 @@ def judge_best(judge: SentenceJudge, question: str, scored: Sequence[ScoredSente
 
 
 def make_judge(settings: "Settings", writer: object) -> SentenceJudge | None:
-    """A judge when the settings ask for one and the writer holds an in-process llama.cpp model; otherwise None."""
+    """A judge when the settings ask for one and the writer holds an in-process llama.cpp model; otherwise None.
+    Asked for with another LLM backend, it says so once (a server's or an API's logits cannot be read in process),
+    rather than answering as if it judged; with the extractive writer there is no model, which needs no saying."""
     from rag.writers import LLMWriter
 
-    if settings.llm.backend != "llamacpp" or settings.llm.judge_sentences == 0 or not isinstance(writer, LLMWriter):
+    backend, wanted = settings.llm.backend, settings.llm.judge_sentences
+    if wanted and backend not in ("llamacpp", "extractive"):
+        log.warning("llm.judge_sentences = %d has no effect with llm.backend = %r: only an in-process llama.cpp "
+                    "model (llm.backend = \"llamacpp\") can judge. Answers are decided without the judge; set "
+                    "llm.judge_sentences = 0 to silence this.", wanted, backend)
+    if backend != "llamacpp" or wanted == 0 or not isinstance(writer, LLMWriter):
         return None
     return LlamaCppJudge(writer)

@@ -57,7 +57,8 @@ class LLMSettings(BaseModel):
     rewrite_followups: bool = False
     # The in-process model judges this many of the best-scored sentences (rag.judge) and a question none of them
     # answers is refused. Off: on the dev splits it refused 3 more of 111 unanswerable questions and no answerable
-    # one, but took Qwen compose answers from 1.7-2.5 to 5.3-6.6 s median. Only llamacpp can judge.
+    # one, but took Qwen compose answers from 1.7-2.5 to 5.3-6.6 s median. Only llamacpp can judge (another LLM
+    # backend logs a warning).
     judge_sentences: int = Field(0, ge=0, le=12, description="Best sentences the local LLM judges (0: no judge).")
 
 

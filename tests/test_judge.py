@@ -40,6 +40,19 @@ def test_the_judge_is_chosen_from_the_settings(essay_rag, judged_rag):
     assert make_judge(api, None) is None                            # logits of a server cannot be read in process
 
 
+def test_a_judge_asked_of_a_backend_that_cannot_judge_is_named(essay_rag, caplog):
+    api = essay_rag.settings.updated(llm={"backend": "openai-compatible", "base_url": "http://127.0.0.1:9/v1",
+                                          "judge_sentences": 3})
+    with caplog.at_level("WARNING", logger="rag.judge"):
+        assert make_judge(api, None) is None
+    assert "llm.judge_sentences = 3 has no effect with llm.backend = 'openai-compatible'" in caplog.text
+    assert "llm.judge_sentences = 0" in caplog.text                 # the fix is named
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rag.judge"):            # no model at all: nothing to say
+        assert make_judge(essay_rag.settings.updated(llm={"judge_sentences": 3}), None) is None
+    assert not caplog.records
+
+
 @pytest.mark.slow
 def test_log_odds_do_not_depend_on_what_the_shared_context_held_before(judged_rag):
     judge = judged_rag.decider.judge
