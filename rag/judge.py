@@ -166,8 +166,9 @@ def judge_best(judge: SentenceJudge, question: str, scored: Sequence[ScoredSente
 
 def make_judge(settings: "Settings", writer: object) -> SentenceJudge | None:
     """A judge when the settings ask for one and the writer holds an in-process llama.cpp model; otherwise None.
-    Asked for with another LLM backend, it says so once (a server's or an API's logits cannot be read in process),
-    rather than answering as if it judged; with the extractive writer there is no model, which needs no saying."""
+    Asked for with another LLM backend, it logs a warning whenever a pipeline is built (a server's or an API's
+    logits cannot be read in process), rather than answering as if it judged; with the extractive writer there is
+    no model, which needs no saying."""
     from rag.writers import LLMWriter
 
     backend, wanted = settings.llm.backend, settings.llm.judge_sentences
